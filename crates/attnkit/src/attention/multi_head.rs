@@ -1,0 +1,336 @@
+//! Multi-head attention with `torch.nn.MultiheadAttention`'s parameters and semantics.
+//!
+//! Q = query·W_qᵀ + b_q, K = key·W_kᵀ + b_k, V = value·W_vᵀ + b_v, where W_q, W_k, W_v are
+//! the three row blocks of `in_proj_weight` `[3E, E]`. Each of the H heads attends in its
+//! own E/H-wide slice; the heads are concatenated and projected by `out_proj`. Self
+//! attention passes the same tensor as query, key and value; cross attention passes a
+//! different key/value sequence.
+
+use burn::module::Param;
+use burn::nn::{Dropout, DropoutConfig, Initializer};
+use burn::prelude::*;
+
+use super::heads::{check_embedding, combine_heads, split_heads};
+use super::mask::AttentionMask;
+use super::scaled_dot_product::attend;
+use crate::error::{AttnError, Result, check_shape};
+use crate::layers::{TorchLinear, TorchLinearConfig};
+use crate::store::{TensorStore, TorchWeights, load_param};
+
+/// Configuration of [`MultiHeadAttention`].
+#[derive(Config, Debug)]
+pub struct MultiHeadAttentionConfig {
+    /// Embedding width E.
+    pub embed_dim: usize,
+    /// Number of heads H; must divide E.
+    pub num_heads: usize,
+    /// Dropout probability on the attention weights (training only). Default: 0.
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// Whether the projections have biases. Default: true.
+    #[config(default = true)]
+    pub bias: bool,
+}
+
+/// Multi-head attention (self or cross), batch first.
+///
+/// Parameters and their PyTorch names: `in_proj_weight` `[3E, E]`, `in_proj_bias` `[3E]`,
+/// `out_proj.weight` `[E, E]`, `out_proj.bias` `[E]`. Initialisation: Xavier-uniform
+/// weights (as PyTorch's `in_proj_weight`; the seed asks it for the output projection
+/// too) and zero biases.
+#[derive(Module, Debug)]
+pub struct MultiHeadAttention {
+    /// `[3E, E]`: W_q, W_k, W_v stacked by rows.
+    pub in_proj_weight: Param<Tensor<2>>,
+    /// `[3E]`.
+    pub in_proj_bias: Option<Param<Tensor<1>>>,
+    /// The output projection, `[E, E]`.
+    pub out_proj: TorchLinear,
+    dropout: Dropout,
+    embed_dim: usize,
+    num_heads: usize,
+}
+
+/// Output of [`MultiHeadAttention::forward`].
+#[derive(Debug, Clone)]
+pub struct MultiHeadOutput {
+    /// `[B, Lq, E]`.
+    pub output: Tensor<3>,
+    /// `[B, H, Lq, Lk]`, per head.
+    pub weights: Tensor<4>,
+}
+
+impl MultiHeadOutput {
+    /// The weights averaged over heads, `[B, Lq, Lk]` (PyTorch's default
+    /// `average_attn_weights=True`).
+    pub fn mean_weights(&self) -> Tensor<3> {
+        self.weights.clone().mean_dim(1).squeeze_dim(1)
+    }
+}
+
+impl MultiHeadAttentionConfig {
+    /// Checks the configuration: heads >= 1 dividing the embedding, dropout in [0, 1).
+    pub fn validate(&self) -> Result<()> {
+        if self.embed_dim == 0 {
+            return Err(AttnError::Config(
+                "embed_dim must be at least 1, got 0".into(),
+            ));
+        }
+        if self.num_heads == 0 || self.embed_dim % self.num_heads != 0 {
+            return Err(AttnError::Config(format!(
+                "num_heads must divide embed_dim: embed_dim = {}, num_heads = {}",
+                self.embed_dim, self.num_heads
+            )));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(AttnError::Config(format!(
+                "dropout must be in [0, 1), got {}",
+                self.dropout
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates the module on `device` after [`validate`](Self::validate).
+    pub fn init(&self, device: &Device) -> Result<MultiHeadAttention> {
+        self.validate()?;
+        let e = self.embed_dim;
+        let xavier = Initializer::XavierUniform { gain: 1.0 };
+        let in_proj_weight = xavier.init_with([3 * e, e], Some(e), Some(3 * e), device);
+        let in_proj_bias = self.bias.then(|| Initializer::Zeros.init([3 * e], device));
+        let out_proj = TorchLinearConfig::new(e, e)
+            .with_bias(self.bias)
+            .with_initializer(xavier)
+            .init(device);
+        let out_proj = TorchLinear {
+            bias: out_proj.bias.map(|b| b.map(|t| t.zeros_like())),
+            weight: out_proj.weight,
+        };
+        Ok(MultiHeadAttention {
+            in_proj_weight,
+            in_proj_bias,
+            out_proj,
+            dropout: DropoutConfig::new(self.dropout).init(),
+            embed_dim: e,
+            num_heads: self.num_heads,
+        })
+    }
+}
+
+impl MultiHeadAttention {
+    /// Embedding width E.
+    pub fn embed_dim(&self) -> usize {
+        self.embed_dim
+    }
+
+    /// Number of heads H.
+    pub fn num_heads(&self) -> usize {
+        self.num_heads
+    }
+
+    /// Attends the queries to the key/value sequence.
+    ///
+    /// - `query`: `[B, Lq, E]`
+    /// - `key`: `[B, Lk, E]`
+    /// - `value`: `[B, Lk, E]`
+    /// - `mask`: key padding `[B, Lk]` (`true` = ignore) and/or causal
+    /// - returns `output` `[B, Lq, E]` and per-head `weights` `[B, H, Lq, Lk]`
+    pub fn forward(
+        &self,
+        query: Tensor<3>,
+        key: Tensor<3>,
+        value: Tensor<3>,
+        mask: &AttentionMask,
+    ) -> Result<MultiHeadOutput> {
+        let e = self.embed_dim;
+        check_embedding("query", &query, e)?;
+        check_embedding("key", &key, e)?;
+        let [b, _, _] = query.dims();
+        let lk = key.dims()[1];
+        check_shape(
+            "key",
+            &key.dims(),
+            &[Some(b), None, Some(e)],
+            &["B", "Lk", "E"],
+        )?;
+        check_shape(
+            "value",
+            &value.dims(),
+            &[Some(b), Some(lk), Some(e)],
+            &["B", "Lk", "E"],
+        )?;
+        let w = self.in_proj_weight.val();
+        let bias = self.in_proj_bias.as_ref().map(|p| p.val());
+        let project = |x: Tensor<3>, block: usize| {
+            let wb = w.clone().slice([block * e..(block + 1) * e, 0..e]);
+            let bb = bias.clone().map(|b| b.slice([block * e..(block + 1) * e]));
+            burn::tensor::module::linear(x, wb.transpose(), bb)
+        };
+        let q = split_heads(project(query, 0), self.num_heads)?;
+        let k = split_heads(project(key, 1), self.num_heads)?;
+        let v = split_heads(project(value, 2), self.num_heads)?;
+        let scale = 1.0 / ((e / self.num_heads) as f64).sqrt();
+        let attn = attend(q, k, v, mask, scale, Some(&self.dropout))?;
+        let output = self.out_proj.forward(combine_heads(attn.context))?;
+        Ok(MultiHeadOutput {
+            output,
+            weights: attn.weights,
+        })
+    }
+
+    /// Self-attention: [`forward`](Self::forward) with `x` as query, key and value.
+    ///
+    /// - `x`: `[B, L, E]`
+    /// - returns `output` `[B, L, E]` and `weights` `[B, H, L, L]`
+    pub fn forward_self(&self, x: Tensor<3>, mask: &AttentionMask) -> Result<MultiHeadOutput> {
+        self.forward(x.clone(), x.clone(), x, mask)
+    }
+}
+
+impl TorchWeights for MultiHeadAttention {
+    fn load_weights(self, store: &TensorStore, prefix: &str) -> Result<Self> {
+        let in_proj_weight = load_param(
+            self.in_proj_weight,
+            store,
+            &format!("{prefix}in_proj_weight"),
+        )?;
+        let in_proj_bias = match self.in_proj_bias {
+            Some(b) => Some(load_param(b, store, &format!("{prefix}in_proj_bias"))?),
+            None => None,
+        };
+        let out_proj = self
+            .out_proj
+            .load_weights(store, &format!("{prefix}out_proj."))?;
+        Ok(Self {
+            in_proj_weight,
+            in_proj_bias,
+            out_proj,
+            ..self
+        })
+    }
+
+    fn save_weights(&self, store: &mut TensorStore, prefix: &str) {
+        store.insert_tensor(format!("{prefix}in_proj_weight"), self.in_proj_weight.val());
+        if let Some(b) = &self.in_proj_bias {
+            store.insert_tensor(format!("{prefix}in_proj_bias"), b.val());
+        }
+        self.out_proj
+            .save_weights(store, &format!("{prefix}out_proj."));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attnkit_kernels::reference::{MhaShape, MhaWeights, multi_head_attention};
+    use attnkit_kernels::rng::SplitMix64;
+
+    fn host(t: Tensor<2>) -> Vec<f64> {
+        t.into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    }
+
+    #[test]
+    fn self_and_cross_attention_match_the_oracle() {
+        let device = Device::flex();
+        let (b, lq, lk, e, h) = (2, 4, 6, 8, 2);
+        let mha = MultiHeadAttentionConfig::new(e, h).init(&device).unwrap();
+        // Random biases too, so the test sees them.
+        let mut rng = SplitMix64::new(11);
+        let mut randn = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
+        let mut store = TensorStore::new("t");
+        mha.save_weights(&mut store, "");
+        store
+            .insert("in_proj_bias", vec![3 * e], randn(3 * e))
+            .unwrap();
+        store.insert("out_proj.bias", vec![e], randn(e)).unwrap();
+        let mha = mha.load_weights(&store, "").unwrap();
+        let query = randn(b * lq * e);
+        let kv = randn(b * lk * e);
+        let pad: Vec<bool> = (0..b * lk).map(|i| i == 1 || i == 10).collect();
+        let to64 = |x: &[f32]| x.iter().map(|&v| v as f64).collect::<Vec<_>>();
+        let w = |n: &str| to64(&store.get(n).unwrap().data);
+        let (wi, bi, wo, bo) = (
+            w("in_proj_weight"),
+            w("in_proj_bias"),
+            w("out_proj.weight"),
+            w("out_proj.bias"),
+        );
+        let want = multi_head_attention(
+            &to64(&query),
+            &to64(&kv),
+            &to64(&kv),
+            MhaShape {
+                batch: b,
+                len_q: lq,
+                len_k: lk,
+                embed: e,
+                heads: h,
+            },
+            MhaWeights {
+                in_proj_weight: &wi,
+                in_proj_bias: &bi,
+                out_proj_weight: &wo,
+                out_proj_bias: &bo,
+            },
+            Some(&pad),
+            false,
+        )
+        .unwrap();
+        let t3 = |d: &[f32], l: usize| {
+            Tensor::<3>::from_data(TensorData::new(d.to_vec(), [b, l, e]), &device)
+        };
+        let mask = AttentionMask::none().with_key_padding(Tensor::from_data(
+            TensorData::new(pad.clone(), [b, lk]),
+            &device,
+        ));
+        let out = mha
+            .forward(t3(&query, lq), t3(&kv, lk), t3(&kv, lk), &mask)
+            .unwrap();
+        let got = host(out.output.clone().reshape([b * lq, e]));
+        let got_w = host(out.mean_weights().reshape([b * lq, lk]));
+        let err = got
+            .iter()
+            .zip(&want.output)
+            .map(|(g, w)| (g - w).abs())
+            .fold(0.0, f64::max);
+        let err_w = got_w
+            .iter()
+            .zip(&want.weights)
+            .map(|(g, w)| (g - w).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            err < 1e-5 && err_w < 1e-6,
+            "output err {err}, weights err {err_w}"
+        );
+    }
+
+    #[test]
+    fn bad_configuration_is_an_error() {
+        let err = MultiHeadAttentionConfig::new(10, 4)
+            .init(&Device::flex())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config: num_heads must divide embed_dim: embed_dim = 10, num_heads = 4"
+        );
+    }
+
+    #[test]
+    fn xavier_bounds_and_zero_biases() {
+        let mha = MultiHeadAttentionConfig::new(16, 4)
+            .init(&Device::flex())
+            .unwrap();
+        let w = host(mha.in_proj_weight.val());
+        // Xavier-uniform bound for fan_in 16, fan_out 48: sqrt(6 / 64).
+        let bound = (6.0f64 / 64.0).sqrt();
+        assert!(w.iter().all(|x| x.abs() <= bound));
+        assert!(w.iter().any(|x| x.abs() > bound / 2.0));
+        let bias = mha.in_proj_bias.as_ref().unwrap().val();
+        assert_eq!(bias.abs().sum().into_scalar::<f32>(), 0.0);
+    }
+}

@@ -1,0 +1,223 @@
+//! Scaled dot-product attention (Vaswani et al. 2017, eq. 1):
+//! Attention(Q, K, V) = softmax(scale · Q·Kᵀ + mask) · V, scale = 1/√D by default.
+
+use burn::nn::{Dropout, DropoutConfig};
+use burn::prelude::*;
+
+use super::mask::AttentionMask;
+use super::softmax::masked_softmax;
+use crate::error::{Result, check_shape};
+
+/// Configuration of [`ScaledDotProductAttention`].
+#[derive(Config, Debug)]
+pub struct ScaledDotProductAttentionConfig {
+    /// Multiplier of Q·Kᵀ. Default: `None`, meaning 1/√D with D the query/key width.
+    #[config(default = "None")]
+    pub scale: Option<f64>,
+    /// Dropout probability on the attention weights, applied only when training on an
+    /// autodiff device. Default: 0.
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// Query i attends to keys j <= i only (top-left aligned). Default: false.
+    #[config(default = false)]
+    pub causal: bool,
+}
+
+/// Scaled dot-product attention over batched, multi-head inputs.
+#[derive(Module, Debug)]
+pub struct ScaledDotProductAttention {
+    dropout: Dropout,
+    #[module(skip)]
+    scale: Option<f64>,
+    causal: bool,
+}
+
+/// Context vectors and the attention weights that produced them.
+#[derive(Debug, Clone)]
+pub struct AttentionOutput<const C: usize, const W: usize> {
+    /// The attended values.
+    pub context: Tensor<C>,
+    /// The attention weights (after dropout when training).
+    pub weights: Tensor<W>,
+}
+
+impl ScaledDotProductAttentionConfig {
+    /// Creates the module (it has no parameters; `device` is for symmetry with other layers).
+    pub fn init(&self, _device: &Device) -> ScaledDotProductAttention {
+        ScaledDotProductAttention {
+            dropout: DropoutConfig::new(self.dropout).init(),
+            scale: self.scale,
+            causal: self.causal,
+        }
+    }
+}
+
+impl ScaledDotProductAttention {
+    /// Attends each query to the keys, with an optional key padding mask.
+    ///
+    /// - `query`: `[B, H, Lq, D]`
+    /// - `key`: `[B, H, Lk, D]`
+    /// - `value`: `[B, H, Lk, Dv]`
+    /// - `key_padding_mask`: `[B, Lk]`, `true` = ignore this key
+    /// - returns `context` `[B, H, Lq, Dv]` and `weights` `[B, H, Lq, Lk]`; a query with
+    ///   every key masked gets zero weights and a zero context
+    pub fn forward(
+        &self,
+        query: Tensor<4>,
+        key: Tensor<4>,
+        value: Tensor<4>,
+        key_padding_mask: Option<Tensor<2, Bool>>,
+    ) -> Result<AttentionOutput<4, 4>> {
+        let [b, h, _, d] = query.dims();
+        check_shape(
+            "key",
+            &key.dims(),
+            &[Some(b), Some(h), None, Some(d)],
+            &["B", "H", "Lk", "D"],
+        )?;
+        let lk = key.dims()[2];
+        check_shape(
+            "value",
+            &value.dims(),
+            &[Some(b), Some(h), Some(lk), None],
+            &["B", "H", "Lk", "Dv"],
+        )?;
+        let mut mask = AttentionMask::none().with_causal(self.causal);
+        mask.key_padding = key_padding_mask;
+        let scale = self.scale.unwrap_or(1.0 / (d as f64).sqrt());
+        attend(query, key, value, &mask, scale, Some(&self.dropout))
+    }
+}
+
+/// The computation shared by every attention module in this crate; shapes are checked
+/// by the caller except the mask's.
+pub(crate) fn attend(
+    query: Tensor<4>,
+    key: Tensor<4>,
+    value: Tensor<4>,
+    mask: &AttentionMask,
+    scale: f64,
+    dropout: Option<&Dropout>,
+) -> Result<AttentionOutput<4, 4>> {
+    let [b, _, lq, _] = query.dims();
+    let lk = key.dims()[2];
+    let scores_mask = mask.to_scores_mask(b, lq, lk, &query.device())?;
+    let scores = query.matmul(key.swap_dims(2, 3)).mul_scalar(scale);
+    let weights = masked_softmax(scores, scores_mask, 3);
+    let weights = match dropout {
+        Some(d) => d.forward(weights),
+        None => weights,
+    };
+    let context = weights.clone().matmul(value);
+    Ok(AttentionOutput { context, weights })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attnkit_kernels::reference::{SdpaOptions, SdpaShape, scaled_dot_product_attention};
+    use attnkit_kernels::rng::SplitMix64;
+
+    fn random(rng: &mut SplitMix64, n: usize, scale: f64) -> Vec<f32> {
+        (0..n).map(|_| (rng.normal() * scale) as f32).collect()
+    }
+
+    fn t4(data: &[f32], shape: [usize; 4]) -> Tensor<4> {
+        Tensor::from_data(TensorData::new(data.to_vec(), shape), &Device::flex())
+    }
+
+    fn max_err(got: Tensor<4>, want: &[f64]) -> f64 {
+        let got: Vec<f32> = got.into_data().try_to_vec().unwrap();
+        got.iter()
+            .zip(want)
+            .map(|(g, w)| (*g as f64 - w).abs())
+            .fold(0.0, f64::max)
+    }
+
+    /// Burn's SDPA against the f64 oracle, with both masks, at logit magnitudes up to ~1e4.
+    #[test]
+    fn matches_the_oracle_with_masks() {
+        let (b, h, lq, lk, d, dv) = (2, 3, 5, 7, 4, 6);
+        for (case, (causal, logit_scale)) in [(false, 1.0), (true, 1.0), (true, 50.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut rng = SplitMix64::new(case as u64);
+            let q = random(&mut rng, b * h * lq * d, logit_scale);
+            let k = random(&mut rng, b * h * lk * d, logit_scale);
+            let v = random(&mut rng, b * h * lk * dv, 1.0);
+            let pad: Vec<bool> = (0..b * lk).map(|i| i % 5 == 3).collect();
+            let to64 = |x: &[f32]| x.iter().map(|&v| v as f64).collect::<Vec<_>>();
+            let want = scaled_dot_product_attention(
+                &to64(&q),
+                &to64(&k),
+                &to64(&v),
+                SdpaShape {
+                    batch: b,
+                    heads: h,
+                    len_q: lq,
+                    len_k: lk,
+                    d_k: d,
+                    d_v: dv,
+                },
+                SdpaOptions {
+                    scale: None,
+                    causal,
+                    key_padding_mask: Some(&pad),
+                },
+            )
+            .unwrap();
+            let module = ScaledDotProductAttentionConfig::new()
+                .with_causal(causal)
+                .init(&Device::flex());
+            let mask = Tensor::<2, Bool>::from_data(
+                TensorData::new(pad.clone(), [b, lk]),
+                &Device::flex(),
+            );
+            let out = module
+                .forward(
+                    t4(&q, [b, h, lq, d]),
+                    t4(&k, [b, h, lk, d]),
+                    t4(&v, [b, h, lk, dv]),
+                    Some(mask),
+                )
+                .unwrap();
+            // f32 rounding of logits of size ~logit_scale²·D moves weights by ~1e-7 relative.
+            let tol = 1e-5 * logit_scale * logit_scale;
+            assert!(max_err(out.context, &want.output) <= tol, "case {case}");
+            assert!(max_err(out.weights, &want.weights) <= tol, "case {case}");
+        }
+    }
+
+    #[test]
+    fn explicit_scale_is_used() {
+        let q = t4(&[1.0, 2.0], [1, 1, 2, 1]);
+        let k = t4(&[0.0, 1.0, 2.0], [1, 1, 3, 1]);
+        let v = t4(&[10.0, 20.0, 30.0], [1, 1, 3, 1]);
+        let out = ScaledDotProductAttentionConfig::new()
+            .with_scale(Some(0.0))
+            .init(&Device::flex())
+            .forward(q, k, v, None)
+            .unwrap();
+        // Scale 0: uniform weights, context is the mean of the values.
+        let ctx: Vec<f32> = out.context.into_data().try_to_vec().unwrap();
+        assert_eq!(ctx, [20.0, 20.0]);
+    }
+
+    #[test]
+    fn mismatched_shapes_are_errors() {
+        let m = ScaledDotProductAttentionConfig::new().init(&Device::flex());
+        let err = m
+            .forward(
+                Tensor::zeros([1, 2, 3, 4], &Device::flex()),
+                Tensor::zeros([1, 2, 5, 3], &Device::flex()),
+                Tensor::zeros([1, 2, 5, 4], &Device::flex()),
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "key: expected shape [B=1, H=2, Lk, D=4], got [1, 2, 5, 3]"
+        );
+    }
+}

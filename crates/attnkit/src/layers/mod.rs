@@ -1,0 +1,7 @@
+//! Building blocks shared by the attention modules.
+
+pub mod layer_norm;
+pub mod linear;
+
+pub use layer_norm::{load_layer_norm, save_layer_norm};
+pub use linear::{TorchLinear, TorchLinearConfig};
