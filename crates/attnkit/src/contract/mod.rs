@@ -1,1 +1,252 @@
-//! The module contract.
+//! The module contract: run one module on named tensors (SPEC §9).
+//!
+//! `attnkit forward --module NAME --config JSON --weights FILE --input FILE --output FILE`
+//! is a thin shell around [`forward`]: the config is a JSON object, weights and inputs
+//! are [`TensorStore`]s read from safetensors files, and the outputs come back as a
+//! store. Every problem — an unknown module, a missing key, a tensor of the wrong shape,
+//! a mask that is not 0/1 — is an [`AttnError`] naming what was expected and what was
+//! found. Keys, inputs or weights that the module does not read are reported back as
+//! warnings, since a typo there would otherwise silently change nothing.
+//!
+//! | module | config keys | weights | inputs | outputs |
+//! | --- | --- | --- | --- | --- |
+//! | `sdpa` | `causal`, `scale` (optional) | none | `query` `[B,H,Lq,D]`, `key` `[B,H,Lk,D]`, `value` `[B,H,Lk,Dv]`, `key_padding_mask` `[B,Lk]` (optional) | `output` `[B,H,Lq,Dv]`, `weights` `[B,H,Lq,Lk]` |
+//! | `mha` | `embed_dim`, `num_heads` | `in_proj_weight`, `in_proj_bias`, `out_proj.weight`, `out_proj.bias` | `query` `[B,Lq,E]`, `key`, `value` `[B,Lk,E]`, `key_padding_mask` `[B,Lk]` (optional) | `output` `[B,Lq,E]`, `weights` `[B,Lq,Lk]` (mean over heads) |
+//! | `external` | `d_model`, `memory` | `mk.weight` `[S,d]`, `mv.weight` `[d,S]` | `x` `[B,N,d]` | `output` `[B,N,d]` |
+//!
+//! Masks are 0/1 floats where 1 means "ignore this key".
+
+mod external;
+mod mha;
+mod sdpa;
+
+use std::collections::BTreeSet;
+
+use burn::prelude::*;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{AttnError, Result};
+use crate::store::TensorStore;
+
+/// The modules `forward` knows, in the order the help lists them.
+pub const MODULES: &[&str] = &["sdpa", "mha", "external"];
+
+/// The outputs of a contract call and any warnings about ignored keys or tensors.
+#[derive(Debug)]
+pub struct ForwardResult {
+    /// The output tensors, by contract name.
+    pub outputs: TensorStore,
+    /// Things the caller passed that the module did not use.
+    pub warnings: Vec<String>,
+}
+
+/// Parses a config: `text` is either an inline JSON object or read from a file named
+/// `source_name` (used in errors, which carry line and column).
+pub fn parse_config(text: &str, source_name: &str) -> Result<Value> {
+    let value: Value = serde_json::from_str(text).map_err(|e| AttnError::Json {
+        source_name: source_name.to_string(),
+        line: e.line(),
+        column: e.column(),
+        why: strip_position(&e.to_string()),
+    })?;
+    if !value.is_object() {
+        return Err(AttnError::Config(format!(
+            "{source_name}: expected a JSON object such as {{\"embed_dim\": 8, \"num_heads\": 2}}, got {}",
+            json_kind(&value)
+        )));
+    }
+    Ok(value)
+}
+
+/// Runs module `name` with `config` on `inputs` (and `weights` where it has any).
+pub fn forward(
+    name: &str,
+    config: &Value,
+    weights: Option<&TensorStore>,
+    inputs: &TensorStore,
+    device: &Device,
+) -> Result<ForwardResult> {
+    let mut call = Call {
+        module: name,
+        config,
+        weights,
+        inputs,
+        device,
+        used_inputs: BTreeSet::new(),
+        used_weights: BTreeSet::new(),
+        warnings: Vec::new(),
+    };
+    let outputs = match name {
+        "sdpa" => sdpa::run(&mut call)?,
+        "mha" => mha::run(&mut call)?,
+        "external" => external::run(&mut call)?,
+        _ => {
+            return Err(AttnError::UnknownModule {
+                name: name.to_string(),
+                known: MODULES.join(", "),
+            });
+        }
+    };
+    call.report_unused();
+    Ok(ForwardResult {
+        outputs,
+        warnings: call.warnings,
+    })
+}
+
+/// One contract call in progress: it records which inputs and weights the module read.
+pub(crate) struct Call<'a> {
+    module: &'a str,
+    config: &'a Value,
+    weights: Option<&'a TensorStore>,
+    inputs: &'a TensorStore,
+    pub(crate) device: &'a Device,
+    used_inputs: BTreeSet<String>,
+    used_weights: BTreeSet<String>,
+    warnings: Vec<String>,
+}
+
+impl<'a> Call<'a> {
+    /// Deserialises the config into `T`, warning about keys outside `known`.
+    pub(crate) fn config<T: DeserializeOwned>(&mut self, known: &[&str]) -> Result<T> {
+        if let Some(obj) = self.config.as_object() {
+            for key in obj.keys() {
+                if !known.contains(&key.as_str()) {
+                    self.warnings.push(format!(
+                        "config key `{key}` is not used by `{}` (it reads: {})",
+                        self.module,
+                        known.join(", ")
+                    ));
+                }
+            }
+        }
+        serde_json::from_value(self.config.clone()).map_err(|e| {
+            AttnError::Config(format!(
+                "`{}`: {}",
+                self.module,
+                strip_position(&e.to_string())
+            ))
+        })
+    }
+
+    /// A required input of rank `D` checked against `expected`.
+    pub(crate) fn input<const D: usize>(
+        &mut self,
+        name: &str,
+        expected: [Option<usize>; D],
+        dims: [&str; D],
+    ) -> Result<Tensor<D>> {
+        self.used_inputs.insert(name.to_string());
+        self.inputs.tensor(name, expected, dims, self.device)
+    }
+
+    /// An optional input.
+    pub(crate) fn optional_input<const D: usize>(
+        &mut self,
+        name: &str,
+        expected: [Option<usize>; D],
+        dims: [&str; D],
+    ) -> Result<Option<Tensor<D>>> {
+        self.used_inputs.insert(name.to_string());
+        self.inputs
+            .optional_tensor(name, expected, dims, self.device)
+    }
+
+    /// The weights file, which this module requires.
+    pub(crate) fn weights(&mut self, names: &[&str]) -> Result<&'a TensorStore> {
+        self.used_weights
+            .extend(names.iter().map(|n| n.to_string()));
+        self.weights.ok_or_else(|| {
+            AttnError::Config(format!(
+                "`{}` needs a weights file with: {}",
+                self.module,
+                names.join(", ")
+            ))
+        })
+    }
+
+    fn report_unused(&mut self) {
+        let unused: Vec<&str> = self
+            .inputs
+            .names()
+            .filter(|n| !self.used_inputs.contains(*n))
+            .collect();
+        if !unused.is_empty() {
+            self.warnings.push(format!(
+                "inputs not used by `{}`: {}",
+                self.module,
+                unused.join(", ")
+            ));
+        }
+        if let Some(w) = self.weights {
+            let unused: Vec<&str> = w
+                .names()
+                .filter(|n| !self.used_weights.contains(*n))
+                .collect();
+            if !unused.is_empty() {
+                self.warnings.push(format!(
+                    "weights not used by `{}`: {}",
+                    self.module,
+                    unused.join(", ")
+                ));
+            }
+        }
+    }
+}
+
+/// serde_json appends " at line L column C", which the error already carries.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_json_names_line_and_column() {
+        let err =
+            parse_config("{\n  \"embed_dim\": 8,\n  \"num_heads\" 2\n}", "cfg.json").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cfg.json: invalid JSON at line 3, column 15: expected `:`"
+        );
+    }
+
+    #[test]
+    fn non_object_config_is_refused() {
+        let err = parse_config("[1, 2]", "--config").unwrap_err();
+        assert!(err.to_string().contains("expected a JSON object"), "{err}");
+    }
+
+    #[test]
+    fn unknown_module_lists_the_known_ones() {
+        let err = forward(
+            "transformer",
+            &Value::Object(Default::default()),
+            None,
+            &TensorStore::new("in"),
+            &Device::flex(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown module `transformer`; expected one of: sdpa, mha, external"
+        );
+    }
+}

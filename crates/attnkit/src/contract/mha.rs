@@ -1,0 +1,52 @@
+//! `mha`: `torch.nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)`.
+
+use serde::Deserialize;
+
+use super::Call;
+use crate::attention::{AttentionMask, MultiHeadAttentionConfig, mask_from_floats};
+use crate::error::Result;
+use crate::store::{TensorStore, TorchWeights};
+
+#[derive(Deserialize)]
+struct MhaConfig {
+    embed_dim: usize,
+    num_heads: usize,
+}
+
+const WEIGHTS: [&str; 4] = [
+    "in_proj_weight",
+    "in_proj_bias",
+    "out_proj.weight",
+    "out_proj.bias",
+];
+
+pub(super) fn run(call: &mut Call<'_>) -> Result<TensorStore> {
+    let cfg: MhaConfig = call.config(&["embed_dim", "num_heads"])?;
+    let e = cfg.embed_dim;
+    let weights = call.weights(&WEIGHTS)?;
+    // A module built with `bias=False` has no bias tensors: follow the file.
+    let bias = weights.get("in_proj_bias").is_some();
+    let mha = MultiHeadAttentionConfig::new(e, cfg.num_heads)
+        .with_bias(bias)
+        .init(call.device)?
+        .load_weights(weights, "")?;
+    let query = call.input("query", [None, None, Some(e)], ["B", "Lq", "E"])?;
+    let b = query.dims()[0];
+    // Key defaults to the query and value to the key (self-attention).
+    let key = call
+        .optional_input("key", [Some(b), None, Some(e)], ["B", "Lk", "E"])?
+        .unwrap_or_else(|| query.clone());
+    let lk = key.dims()[1];
+    let value = call
+        .optional_input("value", [Some(b), Some(lk), Some(e)], ["B", "Lk", "E"])?
+        .unwrap_or_else(|| key.clone());
+    let mut mask = AttentionMask::none();
+    if let Some(m) = call.optional_input("key_padding_mask", [Some(b), Some(lk)], ["B", "Lk"])? {
+        mask = mask.with_key_padding(mask_from_floats("key_padding_mask", m)?);
+    }
+    let out = mha.forward(query, key, value, &mask)?;
+    let mut store = TensorStore::new("outputs");
+    store.insert_tensor("weights", out.mean_weights());
+    store.insert_tensor("output", out.output);
+    Ok(store)
+}

@@ -1,0 +1,63 @@
+//! `sdpa`: scaled dot-product attention on given Q, K, V.
+
+use serde::Deserialize;
+
+use super::Call;
+use crate::attention::{ScaledDotProductAttentionConfig, mask_from_floats};
+use crate::error::{AttnError, Result};
+use crate::store::TensorStore;
+
+#[derive(Deserialize)]
+struct SdpaConfig {
+    #[serde(default)]
+    causal: bool,
+    #[serde(default)]
+    scale: Option<f64>,
+}
+
+pub(super) fn run(call: &mut Call<'_>) -> Result<TensorStore> {
+    let cfg: SdpaConfig = call.config(&["causal", "scale"])?;
+    if let Some(s) = cfg.scale
+        && !s.is_finite()
+    {
+        return Err(AttnError::Config(format!(
+            "`sdpa`: scale must be finite, got {s}"
+        )));
+    }
+    if let Some(w) = call.weights
+        && !w.is_empty()
+    {
+        call.warnings.push(format!(
+            "`sdpa` has no weights; ignoring the {} tensors of {}",
+            w.len(),
+            w.source()
+        ));
+    }
+    call.weights = None;
+    let q = call.input("query", [None; 4], ["B", "H", "Lq", "D"])?;
+    let [b, h, _, d] = q.dims();
+    let k = call.input(
+        "key",
+        [Some(b), Some(h), None, Some(d)],
+        ["B", "H", "Lk", "D"],
+    )?;
+    let lk = k.dims()[2];
+    let v = call.input(
+        "value",
+        [Some(b), Some(h), Some(lk), None],
+        ["B", "H", "Lk", "Dv"],
+    )?;
+    let mask = call
+        .optional_input("key_padding_mask", [Some(b), Some(lk)], ["B", "Lk"])?
+        .map(|m| mask_from_floats("key_padding_mask", m))
+        .transpose()?;
+    let module = ScaledDotProductAttentionConfig::new()
+        .with_causal(cfg.causal)
+        .with_scale(cfg.scale)
+        .init(call.device);
+    let out = module.forward(q, k, v, mask)?;
+    let mut store = TensorStore::new("outputs");
+    store.insert_tensor("output", out.context);
+    store.insert_tensor("weights", out.weights);
+    Ok(store)
+}
