@@ -1,1 +1,35 @@
-fn main() {}
+//! `attnkit`: attention mechanisms, recurrent baselines and Attention as an RNN.
+
+mod forward;
+mod tour;
+
+use clap::{Parser, Subcommand};
+
+/// Attention mechanisms, recurrent baselines and Attention as an RNN (Aaren).
+#[derive(Parser)]
+#[command(name = "attnkit", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every capability on built-in data and print a report of each check.
+    Tour(tour::TourArgs),
+    /// Run one module on the tensors of a safetensors file (the module contract).
+    Forward(forward::ForwardArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Tour(args) => tour::run(args),
+        Command::Forward(args) => forward::run(args),
+    };
+    if let Err(e) = result {
+        // One line: the context chain joined by ": ".
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -25,5 +25,6 @@ pub mod error;
 pub mod layers;
 pub mod positional;
 pub mod store;
+pub mod verify;
 
 pub use error::{AttnError, Result};

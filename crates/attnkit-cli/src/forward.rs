@@ -1,0 +1,70 @@
+//! `attnkit forward`: the module contract on files.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use attnkit::contract;
+use attnkit::store::TensorStore;
+use burn::prelude::*;
+use clap::Args;
+
+/// Arguments of `attnkit forward`.
+#[derive(Args)]
+#[command(
+    after_help = "Modules and their tensors (all float32; masks are 0/1, 1 = ignore the key):
+  sdpa      config {causal, scale?}; no weights; inputs query [B,H,Lq,D], key [B,H,Lk,D],
+            value [B,H,Lk,Dv], key_padding_mask [B,Lk]?; outputs output [B,H,Lq,Dv], weights [B,H,Lq,Lk]
+  mha       config {embed_dim, num_heads}; weights in_proj_weight, in_proj_bias, out_proj.weight,
+            out_proj.bias; inputs query [B,Lq,E], key, value [B,Lk,E], key_padding_mask [B,Lk]?;
+            outputs output [B,Lq,E], weights [B,Lq,Lk] (mean over heads)
+  external  config {d_model, memory}; weights mk.weight [S,d], mv.weight [d,S];
+            inputs x [B,N,d]; outputs output [B,N,d]
+
+Example:
+  attnkit forward --module mha --config '{\"embed_dim\": 8, \"num_heads\": 2}' \\
+      --weights w.safetensors --input in.safetensors --output out.safetensors"
+)]
+pub struct ForwardArgs {
+    /// Module name: sdpa, mha or external.
+    #[arg(long)]
+    module: String,
+    /// The module's config: a JSON object inline, or a path to a JSON file.
+    #[arg(long)]
+    config: String,
+    /// Safetensors file with the module's weights, under PyTorch's names.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Safetensors file with the inputs.
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write the outputs (safetensors). Written only if everything succeeds.
+    #[arg(long)]
+    output: PathBuf,
+}
+
+/// Reads `--config`: inline JSON if it starts with `{`, a file path otherwise.
+pub fn read_config(arg: &str) -> Result<serde_json::Value> {
+    if arg.trim_start().starts_with('{') {
+        return Ok(contract::parse_config(arg, "--config")?);
+    }
+    let path = Path::new(arg);
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--config: cannot read `{}`", path.display()))?;
+    Ok(contract::parse_config(&text, &path.display().to_string())?)
+}
+
+pub fn run(args: ForwardArgs) -> Result<()> {
+    let config = read_config(&args.config)?;
+    let weights = args.weights.as_deref().map(TensorStore::load).transpose()?;
+    let inputs = TensorStore::load(&args.input)?;
+    let device = Device::flex();
+    let result = contract::forward(&args.module, &config, weights.as_ref(), &inputs, &device)?;
+    for w in &result.warnings {
+        eprintln!("warning: {w}");
+    }
+    let mut outputs = result.outputs;
+    outputs.set_metadata("module", &args.module);
+    outputs.set_metadata("producer", concat!("attnkit ", env!("CARGO_PKG_VERSION")));
+    outputs.save(&args.output)?;
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! `attnkit tour`: every capability on built-in data, with a report.
+//!
+//! Each check prints one line as it finishes; the tour ends with a table of what ran,
+//! its key number and where its files are, and writes the same as `tour.json`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use attnkit::attention::{
+    AttentionMask, MultiHeadAttentionConfig, ScaledDotProductAttentionConfig,
+};
+use attnkit::contract;
+use attnkit::store::{TensorStore, TorchWeights};
+use attnkit::verify::{self, Agreement};
+use attnkit_kernels::rng::SplitMix64;
+use burn::prelude::*;
+use clap::Args;
+use serde_json::json;
+
+/// Arguments of `attnkit tour`.
+#[derive(Args)]
+pub struct TourArgs {
+    /// Folder for the tour's files (created if missing).
+    #[arg(long, default_value = "attnkit-out/tour")]
+    out: PathBuf,
+    /// Seed of the random data.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Folder of PyTorch fixtures to replay (skipped if absent).
+    #[arg(long, default_value = "tools/fixtures/attention")]
+    fixtures: PathBuf,
+}
+
+struct Check {
+    name: &'static str,
+    result: String,
+    passed: bool,
+    files: String,
+    seconds: f64,
+}
+
+fn agreement_line(a: &Agreement, tol: f64, rel: bool) -> (String, bool) {
+    let err = if rel { a.max_rel } else { a.max_abs };
+    let kind = if rel { "max rel err" } else { "max abs err" };
+    (
+        format!("{kind} {err:.1e} over {} values (tol {tol:.0e})", a.count),
+        a.finite && err <= tol,
+    )
+}
+
+pub fn run(args: TourArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create `{}`", args.out.display()))?;
+    let device = Device::flex();
+    let started = Instant::now();
+    println!(
+        "attnkit tour: checks against independent implementations (seed {})\n",
+        args.seed
+    );
+    let mut checks: Vec<Check> = Vec::new();
+    let mut record = |name: &'static str, f: &mut dyn FnMut() -> Result<(String, bool, String)>| {
+        let t = Instant::now();
+        let (result, passed, files) = match f() {
+            Ok(r) => r,
+            Err(e) => (format!("error: {e:#}"), false, String::new()),
+        };
+        let seconds = t.elapsed().as_secs_f64();
+        println!(
+            "  [{}] {name}: {result} ({seconds:.2}s)",
+            if passed { "ok" } else { "FAIL" }
+        );
+        checks.push(Check {
+            name,
+            result,
+            passed,
+            files,
+            seconds,
+        });
+    };
+
+    record("softmax, written by hand (kernels)", &mut || {
+        let mut row = [1.0f64, 2.0, 3.0];
+        attnkit_kernels::softmax::softmax_in_place(&mut row);
+        // Values of e^i / (e + e² + e³), computed independently to 17 digits.
+        let want = [
+            0.090_030_573_170_380_46,
+            0.244_728_471_054_797_6,
+            0.665_240_955_774_821_9,
+        ];
+        let err = row
+            .iter()
+            .zip(want)
+            .map(|(g, w)| (g - w).abs())
+            .fold(0.0, f64::max);
+        Ok((
+            format!("softmax([1,2,3]) max err {err:.1e}"),
+            err < 1e-15,
+            String::new(),
+        ))
+    });
+    record(
+        "seed self-attention: numpy exercise vs MHA (1 head)",
+        &mut || {
+            let a = verify::seed_self_attention_vs_reference(&device, args.seed)?;
+            let (line, ok) = agreement_line(&a, 1e-5, true);
+            Ok((line, ok, String::new()))
+        },
+    );
+    record(
+        "scaled dot-product attention, causal + padding",
+        &mut || {
+            let a = verify::sdpa_vs_reference(&device, args.seed, 1.0)?;
+            let (line, ok) = agreement_line(&a, 1e-5, false);
+            Ok((line, ok, String::new()))
+        },
+    );
+    record("scaled dot-product attention, logits ~1e4", &mut || {
+        let a = verify::sdpa_vs_reference(&device, args.seed, 40.0)?;
+        let (line, ok) = agreement_line(&a, 5e-3, false);
+        Ok((
+            format!("{line}, all finite: {}", a.finite),
+            ok,
+            String::new(),
+        ))
+    });
+    record("multi-head cross attention + padding", &mut || {
+        let a = verify::mha_vs_reference(&device, args.seed)?;
+        let (line, ok) = agreement_line(&a, 1e-5, false);
+        Ok((line, ok, String::new()))
+    });
+    record("fully masked query rows give zeros, not NaN", &mut || {
+        fully_masked(&device)
+    });
+    record("PyTorch fixtures through the module contract", &mut || {
+        replay_fixtures(&args.fixtures, &device)
+    });
+    record("attnkit forward example (mha)", &mut || {
+        contract_example(&args.out, args.seed, &device)
+    });
+
+    let passed = checks.iter().filter(|c| c.passed).count();
+    println!("\n{:<52} {:<6} {:>7}  files", "check", "status", "seconds");
+    for c in &checks {
+        println!(
+            "{:<52} {:<6} {:>7.2}  {}",
+            c.name,
+            if c.passed { "ok" } else { "FAIL" },
+            c.seconds,
+            if c.files.is_empty() { "-" } else { &c.files }
+        );
+    }
+    let report = json!({
+        "passed": passed,
+        "total": checks.len(),
+        "seed": args.seed,
+        "wall_seconds": started.elapsed().as_secs_f64(),
+        "checks": checks.iter().map(|c| json!({
+            "check": c.name, "result": c.result, "passed": c.passed,
+            "files": c.files, "seconds": c.seconds,
+        })).collect::<Vec<_>>(),
+    });
+    let report_path = args.out.join("tour.json");
+    attnkit::store::write_atomically(
+        &report_path,
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    println!(
+        "\n{passed}/{} checks passed in {:.1}s; report: {}",
+        checks.len(),
+        started.elapsed().as_secs_f64(),
+        report_path.display()
+    );
+    if passed != checks.len() {
+        bail!(
+            "{} of {} checks failed",
+            checks.len() - passed,
+            checks.len()
+        );
+    }
+    Ok(())
+}
+
+/// A batch whose second sequence is all padding: its outputs must be exactly zero.
+fn fully_masked(device: &Device) -> Result<(String, bool, String)> {
+    let (b, h, l, d) = (2, 2, 4, 3);
+    let x = Tensor::<4>::random(
+        [b, h, l, d],
+        burn::tensor::Distribution::Normal(0.0, 1e4),
+        device,
+    );
+    let pad: Vec<bool> = (0..b * l).map(|i| i >= l).collect();
+    let mask = Tensor::<2, Bool>::from_data(TensorData::new(pad, [b, l]), device);
+    let out = ScaledDotProductAttentionConfig::new()
+        .init(device)
+        .forward(x.clone(), x.clone(), x, Some(mask))?;
+    let ctx = attnkit::store::StoredTensor::from_tensor(out.context);
+    let half = ctx.data.len() / 2;
+    let finite = ctx.data.iter().all(|v| v.is_finite());
+    let zeros = ctx.data[half..].iter().all(|v| *v == 0.0);
+    Ok((
+        format!("padded sequence output all zero: {zeros}, no NaN with |logits| ~1e8: {finite}"),
+        finite && zeros,
+        String::new(),
+    ))
+}
+
+/// Replays the committed PyTorch/numpy fixtures of the contract modules.
+fn replay_fixtures(dir: &Path, device: &Device) -> Result<(String, bool, String)> {
+    if !dir.exists() {
+        return Ok((
+            format!(
+                "skipped: `{}` not found (run from the repository root)",
+                dir.display()
+            ),
+            true,
+            String::new(),
+        ));
+    }
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("case.json").exists())
+        .collect();
+    cases.sort();
+    let (mut run, mut worst, mut failures) = (0, 0.0f64, Vec::new());
+    for case_dir in &cases {
+        let case: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(case_dir.join("case.json"))?)?;
+        let module = case["module"].as_str().unwrap_or_default();
+        if !contract::MODULES.contains(&module) {
+            continue;
+        }
+        let atol = case["tolerance"]["atol"].as_f64().unwrap_or(1e-5);
+        let rtol = case["tolerance"]["rtol"].as_f64().unwrap_or(1e-4);
+        let weights_path = case_dir.join("weights.safetensors");
+        let weights = weights_path
+            .exists()
+            .then(|| TensorStore::load(&weights_path))
+            .transpose()?;
+        let inputs = TensorStore::load(&case_dir.join("input.safetensors"))?;
+        let expected = TensorStore::load(&case_dir.join("expected.safetensors"))?;
+        let got =
+            contract::forward(module, &case["config"], weights.as_ref(), &inputs, device)?.outputs;
+        run += 1;
+        for name in expected.names() {
+            let want = expected.require(name)?;
+            let g = got.require(name)?;
+            let ratio = g
+                .data
+                .iter()
+                .zip(&want.data)
+                .map(|(a, b)| (*a as f64 - *b as f64).abs() / (atol + rtol * (*b as f64).abs()))
+                .fold(0.0, f64::max);
+            if g.shape != want.shape || ratio > 1.0 {
+                failures.push(format!("{}:{name}", case_dir.display()));
+            }
+            worst = worst.max(ratio);
+        }
+    }
+    let line = format!(
+        "{run} cases (mha, sdpa, external), worst error {:.1}% of tolerance (atol 1e-5, rtol 1e-4){}",
+        worst * 100.0,
+        if failures.is_empty() {
+            String::new()
+        } else {
+            format!("; failed: {}", failures.join(", "))
+        }
+    );
+    Ok((
+        line,
+        failures.is_empty() && run > 0,
+        dir.display().to_string(),
+    ))
+}
+
+/// Writes a complete `attnkit forward` example (config, weights, inputs), runs the
+/// contract on it and writes the outputs, so the files show how to call the command.
+fn contract_example(out: &Path, seed: u64, device: &Device) -> Result<(String, bool, String)> {
+    let dir = out.join("forward-mha");
+    std::fs::create_dir_all(&dir)?;
+    let (e, h, b, l) = (16, 4, 2, 6);
+    device.seed(seed);
+    let mha = MultiHeadAttentionConfig::new(e, h).init(device)?;
+    let mut weights = TensorStore::new("weights");
+    mha.save_weights(&mut weights, "");
+    let mut rng = SplitMix64::new(seed);
+    let mut inputs = TensorStore::new("inputs");
+    inputs.insert(
+        "query",
+        vec![b, l, e],
+        (0..b * l * e).map(|_| rng.normal() as f32).collect(),
+    )?;
+    let mask: Vec<f32> = (0..b * l)
+        .map(|i| if i == 2 * l - 1 { 1.0 } else { 0.0 })
+        .collect();
+    inputs.insert("key_padding_mask", vec![b, l], mask)?;
+    let config = json!({"embed_dim": e, "num_heads": h});
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(&config)?,
+    )?;
+    weights.save(&dir.join("weights.safetensors"))?;
+    inputs.save(&dir.join("input.safetensors"))?;
+    let result = contract::forward("mha", &config, Some(&weights), &inputs, device)?;
+    result.outputs.save(&dir.join("output.safetensors"))?;
+    // The library call and the module agree (the contract adds only I/O).
+    let direct = mha
+        .forward_self(
+            inputs.require("query")?.to_tensor::<3>("query", device)?,
+            &AttentionMask::none().with_key_padding(attnkit::attention::mask_from_floats(
+                "key_padding_mask",
+                inputs
+                    .require("key_padding_mask")?
+                    .to_tensor::<2>("key_padding_mask", device)?,
+            )?),
+        )?
+        .output;
+    let a = Agreement::measure(
+        &result.outputs.require("output")?.data,
+        &attnkit::store::StoredTensor::from_tensor(direct)
+            .data
+            .iter()
+            .map(|&v| v as f64)
+            .collect::<Vec<_>>(),
+    );
+    Ok((
+        format!(
+            "wrote config, weights, input and output; contract vs library max err {:.1e}",
+            a.max_abs
+        ),
+        a.max_abs == 0.0,
+        dir.display().to_string(),
+    ))
+}

@@ -1,0 +1,231 @@
+//! Self-checks: each Burn module against the dependency-free `f64` reference of
+//! `attnkit-kernels` on seeded random data. The tour runs these; users can run them on
+//! their own platform or backend to see that the numbers hold there.
+
+use attnkit_kernels::reference::{
+    MhaShape, MhaWeights, SdpaOptions, SdpaShape, SelfAttention, multi_head_attention,
+    scaled_dot_product_attention,
+};
+use attnkit_kernels::rng::SplitMix64;
+use burn::prelude::*;
+
+use crate::attention::{AttentionMask, MultiHeadAttentionConfig, ScaledDotProductAttentionConfig};
+use crate::error::Result;
+use crate::store::{StoredTensor, TensorStore, TorchWeights};
+
+/// How far a result is from its reference.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Agreement {
+    /// max |got − want|.
+    pub max_abs: f64,
+    /// max |got − want| / max |want|: the error relative to the output's scale.
+    pub max_rel: f64,
+    /// Whether every value is finite.
+    pub finite: bool,
+    /// Number of values compared.
+    pub count: usize,
+}
+
+impl Agreement {
+    /// Compares `got` with `want` element-wise.
+    pub fn measure(got: &[f32], want: &[f64]) -> Self {
+        assert_eq!(got.len(), want.len(), "compared buffers have equal lengths");
+        let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+        let max_abs = got
+            .iter()
+            .zip(want)
+            .map(|(g, w)| (*g as f64 - w).abs())
+            .fold(0.0, f64::max);
+        Self {
+            max_abs,
+            max_rel: if scale > 0.0 {
+                max_abs / scale
+            } else {
+                max_abs
+            },
+            finite: got.iter().all(|g| g.is_finite()),
+            count: got.len(),
+        }
+    }
+
+    /// The worse of two agreements.
+    pub fn worst(self, other: Self) -> Self {
+        Self {
+            max_abs: self.max_abs.max(other.max_abs),
+            max_rel: self.max_rel.max(other.max_rel),
+            finite: self.finite && other.finite,
+            count: self.count + other.count,
+        }
+    }
+}
+
+fn randn(rng: &mut SplitMix64, n: usize, scale: f64) -> Vec<f32> {
+    (0..n).map(|_| (rng.normal() * scale) as f32).collect()
+}
+
+fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    StoredTensor::from_tensor(t).data
+}
+
+/// Burn's SDPA (causal, with padding) against the reference; inputs are N(0, `scale²`),
+/// so logits reach about `scale²·√D`.
+pub fn sdpa_vs_reference(device: &Device, seed: u64, scale: f64) -> Result<Agreement> {
+    let (b, h, l, d) = (2, 4, 16, 8);
+    let mut rng = SplitMix64::new(seed);
+    let q = randn(&mut rng, b * h * l * d, scale);
+    let k = randn(&mut rng, b * h * l * d, scale);
+    let v = randn(&mut rng, b * h * l * d, 1.0);
+    // Pad the last three keys of the second sequence; its first query then sees only
+    // itself, and a causal first row of an all-padded prefix would be fully masked.
+    let pad: Vec<bool> = (0..b * l).map(|i| i >= 2 * l - 3).collect();
+    let want = scaled_dot_product_attention(
+        &to_f64(&q),
+        &to_f64(&k),
+        &to_f64(&v),
+        SdpaShape {
+            batch: b,
+            heads: h,
+            len_q: l,
+            len_k: l,
+            d_k: d,
+            d_v: d,
+        },
+        SdpaOptions {
+            scale: None,
+            causal: true,
+            key_padding_mask: Some(&pad),
+        },
+    )?;
+    let t = |x: &[f32]| Tensor::<4>::from_data(TensorData::new(x.to_vec(), [b, h, l, d]), device);
+    let mask = Tensor::<2, Bool>::from_data(TensorData::new(pad, [b, l]), device);
+    let out = ScaledDotProductAttentionConfig::new()
+        .with_causal(true)
+        .init(device)
+        .forward(t(&q), t(&k), t(&v), Some(mask))?;
+    Ok(Agreement::measure(&host(out.context), &want.output)
+        .worst(Agreement::measure(&host(out.weights), &want.weights)))
+}
+
+/// Burn's multi-head cross attention with padding against the reference.
+pub fn mha_vs_reference(device: &Device, seed: u64) -> Result<Agreement> {
+    let (b, lq, lk, e, h) = (2, 7, 9, 32, 4);
+    let mut rng = SplitMix64::new(seed);
+    let mha = MultiHeadAttentionConfig::new(e, h).init(device)?;
+    let mut weights = TensorStore::new("random weights");
+    mha.save_weights(&mut weights, "");
+    weights.insert("in_proj_bias", vec![3 * e], randn(&mut rng, 3 * e, 1.0))?;
+    weights.insert("out_proj.bias", vec![e], randn(&mut rng, e, 1.0))?;
+    let mha = mha.load_weights(&weights, "")?;
+    let query = randn(&mut rng, b * lq * e, 1.0);
+    let kv = randn(&mut rng, b * lk * e, 1.0);
+    let pad: Vec<bool> = (0..b * lk).map(|i| i % 4 == 1).collect();
+    let w = |n: &str| weights.get(n).map(|t| to_f64(&t.data)).unwrap_or_default();
+    let (wi, bi, wo, bo) = (
+        w("in_proj_weight"),
+        w("in_proj_bias"),
+        w("out_proj.weight"),
+        w("out_proj.bias"),
+    );
+    let want = multi_head_attention(
+        &to_f64(&query),
+        &to_f64(&kv),
+        &to_f64(&kv),
+        MhaShape {
+            batch: b,
+            len_q: lq,
+            len_k: lk,
+            embed: e,
+            heads: h,
+        },
+        MhaWeights {
+            in_proj_weight: &wi,
+            in_proj_bias: &bi,
+            out_proj_weight: &wo,
+            out_proj_bias: &bo,
+        },
+        Some(&pad),
+        false,
+    )?;
+    let t = |x: &[f32], l: usize| {
+        Tensor::<3>::from_data(TensorData::new(x.to_vec(), [b, l, e]), device)
+    };
+    let mask = AttentionMask::none()
+        .with_key_padding(Tensor::from_data(TensorData::new(pad, [b, lk]), device));
+    let out = mha.forward(t(&query, lq), t(&kv, lk), t(&kv, lk), &mask)?;
+    Ok(Agreement::measure(&host(out.output.clone()), &want.output)
+        .worst(Agreement::measure(&host(out.mean_weights()), &want.weights)))
+}
+
+/// The seed's single-head self-attention (N(0,1) weights, x·W convention) computed by
+/// the reference and by Burn's multi-head attention with one head, zero biases and the
+/// weights transposed into PyTorch's layout.
+pub fn seed_self_attention_vs_reference(device: &Device, seed: u64) -> Result<Agreement> {
+    let (n, dims) = (10, 16);
+    let reference = SelfAttention::new(dims, seed)?;
+    let mut rng = SplitMix64::new(seed ^ 0x5eed);
+    let x: Vec<f32> = (0..n * dims).map(|_| rng.next_f64() as f32).collect();
+    let want = reference.forward(&to_f64(&x), n)?;
+    // PyTorch's layout multiplies by Wᵀ, the seed by W: transpose each [dims, dims] block.
+    let transpose = |w: &[f64]| -> Vec<f32> {
+        (0..dims * dims)
+            .map(|i| w[(i % dims) * dims + i / dims] as f32)
+            .collect()
+    };
+    let mut store = TensorStore::new("seed weights");
+    let mut in_proj = transpose(&reference.w_q);
+    in_proj.extend(transpose(&reference.w_k));
+    in_proj.extend(transpose(&reference.w_v));
+    store.insert("in_proj_weight", vec![3 * dims, dims], in_proj)?;
+    store.insert(
+        "out_proj.weight",
+        vec![dims, dims],
+        transpose(&reference.w_o),
+    )?;
+    let mha = MultiHeadAttentionConfig::new(dims, 1)
+        .with_bias(false)
+        .init(device)?
+        .load_weights(&store, "")?;
+    let xt = Tensor::<3>::from_data(TensorData::new(x, [1, n, dims]), device);
+    let out = mha.forward_self(xt, &AttentionMask::none())?;
+    Ok(Agreement::measure(&host(out.output), &want))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The tolerances below are the tour's; they bound f32 rounding against the f64 oracle.
+    #[test]
+    fn checks_pass_at_f32_rounding_level() {
+        let device = Device::flex();
+        let a = sdpa_vs_reference(&device, 1, 1.0).unwrap();
+        assert!(a.finite && a.max_abs < 1e-5, "{a:?}");
+        let a = mha_vs_reference(&device, 2).unwrap();
+        assert!(a.finite && a.max_abs < 1e-5, "{a:?}");
+        let a = seed_self_attention_vs_reference(&device, 3).unwrap();
+        assert!(a.finite && a.max_rel < 1e-5, "{a:?}");
+    }
+
+    #[test]
+    fn huge_logits_stay_finite_and_accurate() {
+        // scale 40: logits ~ 40²·√8 ≈ 4.5e3, up to ~1e4 in the tails.
+        let a = sdpa_vs_reference(&Device::flex(), 4, 40.0).unwrap();
+        assert!(a.finite, "{a:?}");
+        // f32 logits of size 1e4 carry absolute rounding ~1e-3, which moves the weights
+        // of near-ties by ~1e-3; the outputs are bounded by |v| ~ 3.
+        assert!(a.max_abs < 5e-3, "{a:?}");
+    }
+
+    #[test]
+    fn agreement_measures() {
+        let a = Agreement::measure(&[1.0, 2.5], &[1.0, 2.0]);
+        assert_eq!(a.max_abs, 0.5);
+        assert_eq!(a.max_rel, 0.25);
+        assert!(a.finite);
+        assert!(!Agreement::measure(&[f32::NAN], &[0.0]).finite);
+    }
+}
