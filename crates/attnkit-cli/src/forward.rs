@@ -40,6 +40,31 @@ pub struct ForwardArgs {
     /// Where to write the outputs (safetensors). Written only if everything succeeds.
     #[arg(long)]
     output: PathBuf,
+    /// Arithmetic precision. `f32` (default) computes as PyTorch does by default and as a
+    /// deployed model runs; `f64` computes from the float32 files in double precision,
+    /// so the outputs are the exact answer rounded once to float32.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    precision: Precision,
+}
+
+/// Floating-point precision of a computation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Precision {
+    /// Single precision.
+    F32,
+    /// Double precision.
+    F64,
+}
+
+/// The CPU device computing in `precision`. Must be called before any tensor exists.
+pub fn device_with(precision: Precision) -> Result<Device> {
+    let mut device = Device::flex();
+    if precision == Precision::F64 {
+        device
+            .configure(burn::tensor::FloatDType::F64)
+            .map_err(|e| anyhow::anyhow!("cannot configure the device for f64: {e:?}"))?;
+    }
+    Ok(device)
 }
 
 /// Reads `--config`: inline JSON if it starts with `{`, a file path otherwise.
@@ -57,7 +82,7 @@ pub fn run(args: ForwardArgs) -> Result<()> {
     let config = read_config(&args.config)?;
     let weights = args.weights.as_deref().map(TensorStore::load).transpose()?;
     let inputs = TensorStore::load(&args.input)?;
-    let device = Device::flex();
+    let device = device_with(args.precision)?;
     let result = contract::forward(&args.module, &config, weights.as_ref(), &inputs, &device)?;
     for w in &result.warnings {
         eprintln!("warning: {w}");

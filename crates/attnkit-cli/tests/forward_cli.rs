@@ -1,6 +1,8 @@
 //! `attnkit forward` as a user runs it: on PyTorch fixtures, and on every kind of bad
 //! input (which must exit non-zero with one line naming the problem and write nothing).
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -10,9 +10,9 @@
 
 /// ln(2) split in a high part with trailing zero bits and a low correction, so that
 /// `k * LN2_HI` is exact for |k| < 2^11 (Cody–Waite reduction, constants from fdlibm).
-const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
-const INV_LN2: f64 = 1.442_695_040_888_963_387_00;
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000); // 6.93147180369123816490e-01
+const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76); // 1.90821492927058770002e-10
+const INV_LN2: f64 = core::f64::consts::LOG2_E;
 /// Above this, `exp` overflows to +inf; below `EXP_UNDERFLOW` it is 0.
 const EXP_OVERFLOW: f64 = 709.782_712_893_384;
 const EXP_UNDERFLOW: f64 = -745.133_219_101_941_2;

@@ -15,8 +15,8 @@ use crate::real::Real;
 pub fn softmax_in_place<T: Real>(row: &mut [T]) {
     let mut max = T::NEG_INFINITY;
     for &x in row.iter() {
-        // `!(x <= max)` also lets a NaN through, so it propagates.
-        if !(x <= max) {
+        // A NaN becomes the "maximum" so that it propagates to the whole row.
+        if x > max || x.is_nan() {
             max = x;
         }
     }

@@ -4,6 +4,8 @@
 //! rtol·|want| element-wise, atol 1e-5 and rtol 1e-4 for all but the seed's
 //! self-attention (float64 against float64: 1e-9).
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 use std::path::{Path, PathBuf};
 
 use attnkit::attention::{

@@ -163,7 +163,7 @@ impl MultiHeadAttention {
         let bias = self.in_proj_bias.as_ref().map(|p| p.val());
         let project = |x: Tensor<3>, block: usize| {
             let wb = w.clone().slice([block * e..(block + 1) * e, 0..e]);
-            let bb = bias.clone().map(|b| b.slice([block * e..(block + 1) * e]));
+            let bb = bias.clone().map(|b| b.narrow(0, block * e, e));
             burn::tensor::module::linear(x, wb.transpose(), bb)
         };
         let q = split_heads(project(query, 0), self.num_heads)?;

@@ -102,7 +102,10 @@ pub(crate) fn attend(
     let [b, _, lq, _] = query.dims();
     let lk = key.dims()[2];
     let scores_mask = mask.to_scores_mask(b, lq, lk, &query.device())?;
-    let scores = query.matmul(key.swap_dims(2, 3)).mul_scalar(scale);
+    // Scale the queries before the product (one multiply per query element instead of
+    // per score), in the same order as PyTorch's MultiheadAttention, so f32 results round
+    // alike.
+    let scores = query.mul_scalar(scale).matmul(key.swap_dims(2, 3));
     let weights = masked_softmax(scores, scores_mask, 3);
     let weights = match dropout {
         Some(d) => d.forward(weights),
