@@ -28,3 +28,8 @@ pub mod store;
 pub mod verify;
 
 pub use error::{AttnError, Result};
+
+/// The README's Rust examples run as doctests, so the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -3,6 +3,7 @@
 //! - masked keys never change the output, whatever their keys and values;
 //! - self-attention without positional encoding is permutation-equivariant;
 //! - external attention is permutation-equivariant over tokens too.
+//!
 //! Tolerances: sums within 1e-5 of 1 in f32; invariance checks within 1e-5 absolute
 //! (only the order of f32 operations differs between the two runs).
 
