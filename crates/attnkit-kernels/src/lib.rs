@@ -20,6 +20,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod aaren;
 pub mod error;
 pub mod math;
 pub mod real;

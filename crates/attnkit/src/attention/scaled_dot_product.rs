@@ -208,6 +208,47 @@ mod tests {
     }
 
     #[test]
+    fn dropout_applies_when_training_only() {
+        let shape = [1, 1, 4, 8];
+        let make = |device: &Device| {
+            let q = Tensor::<4>::zeros(shape, device);
+            let v = Tensor::<4>::ones([1, 1, 8, 8], device);
+            (q, Tensor::<4>::zeros([1, 1, 8, 8], device), v)
+        };
+        // Zero queries: uniform weights 1/8; with p = 0.5 the kept ones become 1/4.
+        let train = Device::flex().autodiff();
+        train.seed(3);
+        let m = ScaledDotProductAttentionConfig::new()
+            .with_dropout(0.5)
+            .init(&train);
+        let (q, k, v) = make(&train);
+        let w: Vec<f32> = m
+            .forward(q, k, v, None)
+            .unwrap()
+            .weights
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        assert!(w.iter().all(|x| *x == 0.0 || *x == 0.25), "{w:?}");
+        let dropped = w.iter().filter(|x| **x == 0.0).count();
+        assert!((4..=28).contains(&dropped), "{dropped} of 32 dropped");
+        // Inference device: no dropout.
+        let eval = Device::flex();
+        let m = ScaledDotProductAttentionConfig::new()
+            .with_dropout(0.5)
+            .init(&eval);
+        let (q, k, v) = make(&eval);
+        let w: Vec<f32> = m
+            .forward(q, k, v, None)
+            .unwrap()
+            .weights
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        assert!(w.iter().all(|x| *x == 0.125));
+    }
+
+    #[test]
     fn mismatched_shapes_are_errors() {
         let m = ScaledDotProductAttentionConfig::new().init(&Device::flex());
         let err = m

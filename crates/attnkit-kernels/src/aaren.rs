@@ -1,0 +1,296 @@
+//! Attention as an RNN (Aaren; Feng et al. 2024, arXiv 2405.13956): softmax attention
+//! of one fixed query over a growing prefix, computed in constant memory.
+//!
+//! For scores s_1..s_k and values v_1..v_k, the output o_k = Σ_i e^(s_i) v_i / Σ_i e^(s_i)
+//! is carried as a state (m, c, a) per head: the running maximum m_k = max_i s_i, the
+//! rescaled denominator c_k = Σ_i e^(s_i − m_k) and the rescaled numerator
+//! a_k = Σ_i e^(s_i − m_k) v_i, so that o_k = a_k / c_k. One step is
+//!
+//! ```text
+//! m_k = max(m_{k−1}, s_k)
+//! a_k = a_{k−1}·e^(m_{k−1} − m_k) + v_k·e^(s_k − m_k)
+//! c_k = c_{k−1}·e^(m_{k−1} − m_k) + e^(s_k − m_k)
+//! ```
+//!
+//! with m_0 = −inf, c_0 = 0, a_0 = 0 — not m_0 = 0: with 0, a prefix of very negative
+//! scores gives e^(s − 0) = 0 for every term and o = 0/0. The same triple is the element
+//! of an associative scan: a token is the leaf (s, 1, v) and
+//!
+//! ```text
+//! (m_A, w_A, u_A) ⊕ (m_B, w_B, u_B) = (M, w_A·e^(m_A−M) + w_B·e^(m_B−M), u_A·e^(m_A−M) + u_B·e^(m_B−M)),
+//! M = max(m_A, m_B)
+//! ```
+//!
+//! whose identity is (−inf, 0, 0). The step above is `state ⊕ leaf`. Where M = −inf
+//! (both sides empty) the exponent −inf − (−inf) is NaN; [`combine`] returns the
+//! identity there instead.
+//!
+//! Everything here works in caller-provided slices: no allocation, usable on `no_std`
+//! targets. One head's state is `d_head + 2` numbers laid out `[m, c, a_0 .. a_{d−1}]`;
+//! a layer of `heads` heads needs [`state_len`]`(heads, d_head)` = heads·(d_head + 2).
+
+use crate::error::{KernelError, check_len};
+use crate::real::Real;
+
+/// Numbers of state per layer: heads·(d_head + 2).
+pub const fn state_len(heads: usize, d_head: usize) -> usize {
+    heads * (d_head + 2)
+}
+
+/// Sets one head's state (or a scan element) to the identity (m, c, a) = (−inf, 0, 0).
+pub fn reset<T: Real>(element: &mut [T]) {
+    element[0] = T::NEG_INFINITY;
+    for x in element[1..].iter_mut() {
+        *x = T::ZERO;
+    }
+}
+
+/// `acc ← acc ⊕ right` for elements laid out `[m, c, a..]` of equal length.
+///
+/// Exact for every input the scan can produce: −inf maxima (empty prefixes) give the
+/// identity, and no exponent is ever positive, so nothing overflows.
+pub fn combine<T: Real>(acc: &mut [T], right: &[T]) {
+    let (m_a, m_b) = (acc[0], right[0]);
+    let m = if m_b > m_a { m_b } else { m_a };
+    if m == T::NEG_INFINITY {
+        // Both sides empty: the identity (acc already is, up to the right's zeros).
+        return;
+    }
+    // e^(−inf − M) = 0 for an empty side; M finite here.
+    let alpha = (m_a - m).exp();
+    let beta = (m_b - m).exp();
+    acc[0] = m;
+    for (x, y) in acc[1..].iter_mut().zip(&right[1..]) {
+        *x = *x * alpha + *y * beta;
+    }
+}
+
+/// One recurrent step for one head: `state ← state ⊕ (score, 1, value)`.
+///
+/// A score of −inf (a masked token) leaves the state unchanged.
+pub fn update<T: Real>(state: &mut [T], score: T, value: &[T]) {
+    debug_assert_eq!(state.len(), value.len() + 2);
+    let m_prev = state[0];
+    let m = if score > m_prev { score } else { m_prev };
+    if m == T::NEG_INFINITY {
+        return;
+    }
+    let alpha = (m_prev - m).exp();
+    let beta = (score - m).exp();
+    state[0] = m;
+    state[1] = state[1] * alpha + beta;
+    for (a, v) in state[2..].iter_mut().zip(value) {
+        *a = *a * alpha + *v * beta;
+    }
+}
+
+/// The head's output o = a / c, or zeros while no token has been seen (c = 0).
+pub fn output<T: Real>(state: &[T], out: &mut [T]) {
+    let c = state[1];
+    if c == T::ZERO {
+        out.iter_mut().for_each(|o| *o = T::ZERO);
+        return;
+    }
+    for (o, a) in out.iter_mut().zip(&state[2..]) {
+        *o = *a / c;
+    }
+}
+
+/// A constant-memory Aaren stream over a caller-provided state buffer.
+///
+/// ```
+/// use attnkit_kernels::aaren::{AarenStream, state_len};
+/// let (heads, d_head) = (2, 3);
+/// let mut buf = [0.0f32; state_len(2, 3)];
+/// let mut stream = AarenStream::new(heads, d_head, &mut buf).unwrap();
+/// let mut out = [0.0f32; 6];
+/// // Token 1: scores per head, values [heads·d_head].
+/// stream.push(&[0.5, -1.0], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &mut out).unwrap();
+/// assert_eq!(out, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]); // one token: o = v
+/// ```
+#[derive(Debug)]
+pub struct AarenStream<'s, T> {
+    heads: usize,
+    d_head: usize,
+    state: &'s mut [T],
+}
+
+impl<'s, T: Real> AarenStream<'s, T> {
+    /// A stream over `state`, which must hold exactly [`state_len`]`(heads, d_head)`
+    /// numbers; it is reset to the empty prefix.
+    pub fn new(heads: usize, d_head: usize, state: &'s mut [T]) -> Result<Self, KernelError> {
+        if heads == 0 || d_head == 0 {
+            return Err(KernelError::Invalid {
+                what: "heads, d_head",
+                why: "must be at least 1",
+            });
+        }
+        check_len("state", state, state_len(heads, d_head))?;
+        let mut s = Self {
+            heads,
+            d_head,
+            state,
+        };
+        s.reset();
+        Ok(s)
+    }
+
+    /// Forgets every token seen.
+    pub fn reset(&mut self) {
+        for head in self.state.chunks_exact_mut(self.d_head + 2) {
+            reset(head);
+        }
+    }
+
+    /// Heads.
+    pub fn heads(&self) -> usize {
+        self.heads
+    }
+
+    /// Width of a head.
+    pub fn d_head(&self) -> usize {
+        self.d_head
+    }
+
+    /// The raw state `[heads][m, c, a_0..a_{d−1}]`.
+    pub fn state(&self) -> &[T] {
+        self.state
+    }
+
+    /// Feeds one token and writes the output of every head after it.
+    ///
+    /// - `scores`: `[heads]`, the query–key score of this token per head (−inf = masked)
+    /// - `values`: `[heads·d_head]`
+    /// - `out`: `[heads·d_head]`, o_k per head, concatenated (zeros before any token)
+    pub fn push(&mut self, scores: &[T], values: &[T], out: &mut [T]) -> Result<(), KernelError> {
+        let width = self.heads * self.d_head;
+        check_len("scores", scores, self.heads)?;
+        check_len("values", values, width)?;
+        check_len("out", out, width)?;
+        let d = self.d_head;
+        for (h, head) in self.state.chunks_exact_mut(d + 2).enumerate() {
+            update(head, scores[h], &values[h * d..(h + 1) * d]);
+            output(head, &mut out[h * d..(h + 1) * d]);
+        }
+        Ok(())
+    }
+
+    /// Writes the current outputs without feeding a token.
+    pub fn current(&self, out: &mut [T]) -> Result<(), KernelError> {
+        check_len("out", out, self.heads * self.d_head)?;
+        let d = self.d_head;
+        for (h, head) in self.state.chunks_exact(d + 2).enumerate() {
+            output(head, &mut out[h * d..(h + 1) * d]);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct softmax in f64 over a prefix: the definition, no recurrence.
+    fn direct(scores: &[f64], values: &[f64], d: usize) -> [f64; 4] {
+        let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let mut num = [0.0; 4];
+        let mut den = 0.0;
+        for (i, s) in scores.iter().enumerate() {
+            let w = (s - m).exp();
+            den += w;
+            for p in 0..d {
+                num[p] += w * values[i * d + p];
+            }
+        }
+        num.map(|x| x / den)
+    }
+
+    #[test]
+    fn recurrence_matches_direct_softmax_on_every_prefix() {
+        let scores = [0.3f64, -2.0, 5.0, 5.0, -1.0e4, 1.0e4, 7.5];
+        let d = 4;
+        let values: [f64; 28] = core::array::from_fn(|i| (i as f64 * 0.37).sin());
+        let mut state = [0.0f64; 6];
+        reset(&mut state);
+        let mut out = [0.0f64; 4];
+        for k in 0..scores.len() {
+            update(&mut state, scores[k], &values[k * d..(k + 1) * d]);
+            output(&state, &mut out);
+            let want = direct(&scores[..=k], &values[..(k + 1) * d], d);
+            for p in 0..d {
+                assert!(
+                    (out[p] - want[p]).abs() < 1e-13,
+                    "prefix {k}: {out:?} vs {want:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn all_very_negative_scores_do_not_give_nan() {
+        // With m_0 = 0 every weight would underflow to 0 and o = 0/0.
+        let mut state = [0.0f32; 3];
+        reset(&mut state);
+        update(&mut state, -1.0e4, &[3.0]);
+        update(&mut state, -2.0e4, &[5.0]);
+        let mut out = [0.0f32];
+        output(&state, &mut out);
+        assert_eq!(out, [3.0]);
+    }
+
+    #[test]
+    fn combine_is_associative_and_has_an_identity() {
+        let leaf = |s: f64, v: f64| [s, 1.0, v];
+        let (a, b, c) = (leaf(1.0, 2.0), leaf(-3.0, 5.0), leaf(4.0, -1.0));
+        let mut left = a;
+        combine(&mut left, &b);
+        combine(&mut left, &c);
+        let mut bc = b;
+        combine(&mut bc, &c);
+        let mut right = a;
+        combine(&mut right, &bc);
+        for i in 0..3 {
+            assert!((left[i] - right[i]).abs() < 1e-15);
+        }
+        let mut id = [0.0f64; 3];
+        reset(&mut id);
+        let mut x = a;
+        combine(&mut x, &id);
+        assert_eq!(x, a);
+        let mut y = id;
+        combine(&mut y, &a);
+        assert_eq!(y, a);
+        // identity ⊕ identity stays the identity (no −inf − −inf = NaN).
+        let mut z = id;
+        combine(&mut z, &id);
+        assert_eq!(z[0], f64::NEG_INFINITY);
+        assert_eq!(&z[1..], &[0.0, 0.0]);
+    }
+
+    #[test]
+    fn masked_tokens_change_nothing_and_empty_prefix_is_zero() {
+        let mut buf = [0.0f32; state_len(1, 2)];
+        let mut s = AarenStream::new(1, 2, &mut buf).unwrap();
+        let mut out = [9.0f32; 2];
+        s.push(&[f32::NEG_INFINITY], &[1.0, 1.0], &mut out).unwrap();
+        assert_eq!(out, [0.0, 0.0]);
+        s.push(&[2.0], &[4.0, 6.0], &mut out).unwrap();
+        s.push(&[f32::NEG_INFINITY], &[100.0, 100.0], &mut out)
+            .unwrap();
+        assert_eq!(out, [4.0, 6.0]);
+    }
+
+    #[test]
+    fn buffer_sizes_are_checked() {
+        let mut buf = [0.0f32; 7];
+        let err = AarenStream::new(2, 2, &mut buf).unwrap_err();
+        assert_eq!(
+            err,
+            KernelError::Length {
+                what: "state",
+                expected: 8,
+                got: 7
+            }
+        );
+    }
+}
