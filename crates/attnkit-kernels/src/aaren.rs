@@ -135,6 +135,23 @@ impl<'s, T: Real> AarenStream<'s, T> {
         Ok(s)
     }
 
+    /// A stream over a `state` buffer that already holds a state (from an earlier
+    /// stream over it); nothing is reset.
+    pub fn resume(heads: usize, d_head: usize, state: &'s mut [T]) -> Result<Self, KernelError> {
+        if heads == 0 || d_head == 0 {
+            return Err(KernelError::Invalid {
+                what: "heads, d_head",
+                why: "must be at least 1",
+            });
+        }
+        check_len("state", state, state_len(heads, d_head))?;
+        Ok(Self {
+            heads,
+            d_head,
+            state,
+        })
+    }
+
     /// Forgets every token seen.
     pub fn reset(&mut self) {
         for head in self.state.chunks_exact_mut(self.d_head + 2) {

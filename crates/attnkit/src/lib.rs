@@ -19,6 +19,7 @@
 //! # Ok::<(), attnkit::AttnError>(())
 //! ```
 
+pub mod aaren;
 pub mod attention;
 pub mod contract;
 pub mod error;

@@ -3,12 +3,13 @@
 //! their own platform or backend to see that the numbers hold there.
 
 use attnkit_kernels::reference::{
-    MhaShape, MhaWeights, SdpaOptions, SdpaShape, SelfAttention, multi_head_attention,
-    scaled_dot_product_attention,
+    AarenWeights, MhaShape, MhaWeights, SdpaOptions, SdpaShape, SelfAttention, aaren_layer,
+    multi_head_attention, scaled_dot_product_attention,
 };
 use attnkit_kernels::rng::SplitMix64;
 use burn::prelude::*;
 
+use crate::aaren::{AarenConfig, AarenMode};
 use crate::attention::{AttentionMask, MultiHeadAttentionConfig, ScaledDotProductAttentionConfig};
 use crate::error::Result;
 use crate::store::{StoredTensor, TensorStore, TorchWeights};
@@ -108,6 +109,58 @@ pub fn sdpa_vs_reference(device: &Device, seed: u64, scale: f64) -> Result<Agree
         .forward(t(&q), t(&k), t(&v), Some(mask))?;
     Ok(Agreement::measure(&host(out.context), &want.output)
         .worst(Agreement::measure(&host(out.weights), &want.weights)))
+}
+
+/// The Aaren layer in `mode` against the direct f64 definition, with padding (the
+/// second sequence starts with three padded tokens, so its first outputs have no token
+/// to attend to) and scores of about ±`score_scale` (the query is drawn N(0, scale²)).
+pub fn aaren_vs_reference(
+    device: &Device,
+    seed: u64,
+    len: usize,
+    score_scale: f64,
+    mode: AarenMode,
+) -> Result<Agreement> {
+    let (b, e, h) = (2, 16, 4);
+    let mut rng = SplitMix64::new(seed);
+    let mut weights = TensorStore::new("random weights");
+    let query = randn(&mut rng, e, score_scale);
+    let w_in = randn(&mut rng, 3 * e * e, 1.0 / (e as f64).sqrt());
+    let b_in = randn(&mut rng, 3 * e, 0.1);
+    let w_out = randn(&mut rng, e * e, 1.0 / (e as f64).sqrt());
+    let b_out = randn(&mut rng, e, 0.1);
+    weights.insert("query", vec![e], query.clone())?;
+    weights.insert("in_proj_weight", vec![3 * e, e], w_in.clone())?;
+    weights.insert("in_proj_bias", vec![3 * e], b_in.clone())?;
+    weights.insert("out_proj.weight", vec![e, e], w_out.clone())?;
+    weights.insert("out_proj.bias", vec![e], b_out.clone())?;
+    let layer = AarenConfig::new(e, h)
+        .with_mode(mode)
+        .init(device)?
+        .load_weights(&weights, "")?;
+    let x = randn(&mut rng, b * len * e, 1.0);
+    let pad: Vec<bool> = (0..b * len)
+        .map(|i| i >= len && (i - len < 3 || rng.next_f64() < 0.2))
+        .collect();
+    let want = aaren_layer(
+        &to_f64(&x),
+        b,
+        len,
+        e,
+        h,
+        AarenWeights {
+            query: &to_f64(&query),
+            in_proj_weight: &to_f64(&w_in),
+            in_proj_bias: &to_f64(&b_in),
+            out_proj_weight: &to_f64(&w_out),
+            out_proj_bias: &to_f64(&b_out),
+        },
+        Some(&pad),
+    )?;
+    let xt = Tensor::<3>::from_data(TensorData::new(x, [b, len, e]), device);
+    let mask = Tensor::<2, Bool>::from_data(TensorData::new(pad, [b, len]), device);
+    let out = layer.forward(xt, Some(&mask))?;
+    Ok(Agreement::measure(&host(out), &want))
 }
 
 /// Burn's multi-head cross attention with padding against the reference.

@@ -1,0 +1,271 @@
+//! The Aaren cell: softmax attention of one learned query over a growing sequence,
+//! as a recurrence (the paper's Fig. 2), as a closed form, and as a parallel scan.
+//!
+//! The query q = W_q·query + b_q does not depend on the input, which is what makes
+//! attention a recurrence: each token only adds a key k_t = W_k·x_t + b_k and a value
+//! v_t = W_v·x_t + b_v, and per head h the score s_th = q_h·k_th/√d. The state after t
+//! tokens is [`AarenState`], of fixed size, and o_t = softmax over s_1..s_t applied to
+//! v_1..v_t — the output at position t of causal attention with the query q.
+
+use burn::module::Param;
+use burn::nn::Initializer;
+use burn::prelude::*;
+
+use super::scan::{ScanElements, inclusive_scan, last_output};
+use super::state::AarenState;
+use crate::attention::split_heads;
+use crate::error::{AttnError, Result, check_shape};
+use crate::store::{TensorStore, TorchWeights, load_param};
+
+/// Configuration of [`AarenCell`].
+#[derive(Config, Debug)]
+pub struct AarenCellConfig {
+    /// Embedding width E of the tokens.
+    pub embed_dim: usize,
+    /// Number of heads H; must divide E.
+    pub num_heads: usize,
+}
+
+/// The Aaren cell. Parameters (PyTorch-style names): `query` `[E]`, `in_proj_weight`
+/// `[3E, E]` (W_q, W_k, W_v stacked by rows), `in_proj_bias` `[3E]`.
+///
+/// Initialisation: `query` ~ N(0, 1), `in_proj_weight` Xavier-uniform (as
+/// `nn.MultiheadAttention`), `in_proj_bias` zeros.
+#[derive(Module, Debug)]
+pub struct AarenCell {
+    /// The learned, input-independent query, `[E]`.
+    pub query: Param<Tensor<1>>,
+    /// `[3E, E]`.
+    pub in_proj_weight: Param<Tensor<2>>,
+    /// `[3E]`.
+    pub in_proj_bias: Param<Tensor<1>>,
+    embed_dim: usize,
+    num_heads: usize,
+}
+
+impl AarenCellConfig {
+    /// Checks that H ≥ 1 divides E ≥ 1.
+    pub fn validate(&self) -> Result<()> {
+        if self.embed_dim == 0 || self.num_heads == 0 || self.embed_dim % self.num_heads != 0 {
+            return Err(AttnError::Config(format!(
+                "num_heads must be at least 1 and divide embed_dim: embed_dim = {}, num_heads = {}",
+                self.embed_dim, self.num_heads
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates the cell on `device`.
+    pub fn init(&self, device: &Device) -> Result<AarenCell> {
+        self.validate()?;
+        let e = self.embed_dim;
+        Ok(AarenCell {
+            query: Initializer::Normal {
+                mean: 0.0,
+                std: 1.0,
+            }
+            .init([e], device),
+            in_proj_weight: Initializer::XavierUniform { gain: 1.0 }.init_with(
+                [3 * e, e],
+                Some(e),
+                Some(3 * e),
+                device,
+            ),
+            in_proj_bias: Initializer::Zeros.init([3 * e], device),
+            embed_dim: e,
+            num_heads: self.num_heads,
+        })
+    }
+}
+
+impl AarenCell {
+    /// Embedding width E.
+    pub fn embed_dim(&self) -> usize {
+        self.embed_dim
+    }
+
+    /// Heads H.
+    pub fn num_heads(&self) -> usize {
+        self.num_heads
+    }
+
+    /// Width of a head, E / H.
+    pub fn d_head(&self) -> usize {
+        self.embed_dim / self.num_heads
+    }
+
+    /// The state before any token, for `batch` sequences.
+    pub fn empty_state(&self, batch: usize) -> AarenState {
+        let device = self.query.val().device();
+        AarenState::empty(batch, self.num_heads, self.d_head(), &device)
+    }
+
+    fn block(&self, i: usize) -> (Tensor<2>, Tensor<1>) {
+        let e = self.embed_dim;
+        let w = self.in_proj_weight.val().slice([i * e..(i + 1) * e, 0..e]);
+        let b = self.in_proj_bias.val().narrow(0, i * e, e);
+        (w, b)
+    }
+
+    /// The projected query per head, `[H, d]`.
+    pub fn query_heads(&self) -> Tensor<2> {
+        let (w, b) = self.block(0);
+        let q = burn::tensor::module::linear(
+            self.query.val().unsqueeze_dim::<2>(0),
+            w.transpose(),
+            Some(b),
+        );
+        q.reshape([self.num_heads, self.d_head()])
+    }
+
+    /// Scores and values of every token.
+    ///
+    /// - `x`: `[B, L, E]`
+    /// - returns scores `[B, H, L]` (s_th = q_h·k_th/√d) and values `[B, H, L, d]`
+    pub fn scores_values(&self, x: Tensor<3>) -> Result<(Tensor<3>, Tensor<4>)> {
+        let e = self.embed_dim;
+        check_shape("x", &x.dims(), &[None, None, Some(e)], &["B", "L", "E"])?;
+        let (wk, bk) = self.block(1);
+        let (wv, bv) = self.block(2);
+        let k = split_heads(
+            burn::tensor::module::linear(x.clone(), wk.transpose(), Some(bk)),
+            self.num_heads,
+        )?;
+        let v = split_heads(
+            burn::tensor::module::linear(x, wv.transpose(), Some(bv)),
+            self.num_heads,
+        )?;
+        let scale = 1.0 / (self.d_head() as f64).sqrt();
+        let q = self
+            .query_heads()
+            .unsqueeze_dim::<3>(1)
+            .unsqueeze_dim::<4>(0);
+        let s = (k * q).sum_dim(3).squeeze_dim::<3>(3) * scale;
+        Ok((s, v))
+    }
+
+    /// One recurrent step: a token in, the new state and its output out.
+    ///
+    /// - `state`: from [`empty_state`](Self::empty_state) or a previous step
+    /// - `x`: `[B, E]`, the token
+    /// - `mask`: `[B]`, `true` = padding (the state is kept)
+    /// - returns the state and o_t `[B, H, d]`
+    pub fn step(
+        &self,
+        state: AarenState,
+        x: Tensor<2>,
+        mask: Option<&Tensor<1, Bool>>,
+    ) -> Result<(AarenState, Tensor<3>)> {
+        let (s, v) = self.scores_values(x.unsqueeze_dim(1))?;
+        let state = state.step(s.squeeze_dim(2), v.squeeze_dim(2), mask)?;
+        let out = state.output();
+        Ok((state, out))
+    }
+
+    /// Every prefix output by stepping through the tokens one at a time.
+    ///
+    /// - `x`: `[B, L, E]`; `mask`: `[B, L]`, `true` = padding
+    /// - `state`: where to start (the empty prefix if `None`)
+    /// - returns o `[B, H, L, d]` and the state after the last token
+    pub fn forward_iterative(
+        &self,
+        x: Tensor<3>,
+        mask: Option<&Tensor<2, Bool>>,
+        state: Option<AarenState>,
+    ) -> Result<(Tensor<4>, AarenState)> {
+        let [b, l, _] = x.dims();
+        let (s, v) = self.scores_values(x)?;
+        if let Some(mask) = mask {
+            check_shape(
+                "key_padding_mask",
+                &mask.dims(),
+                &[Some(b), Some(l)],
+                &["B", "L"],
+            )?;
+        }
+        let mut state = state.unwrap_or_else(|| self.empty_state(b));
+        self.check_state(&state, b)?;
+        let mut outputs = Vec::with_capacity(l);
+        for t in 0..l {
+            let mask_t = mask.map(|m| m.clone().narrow(1, t, 1).reshape([b]));
+            state = state.step(
+                s.clone().narrow(2, t, 1).squeeze_dim(2),
+                v.clone().narrow(2, t, 1).squeeze_dim(2),
+                mask_t.as_ref(),
+            )?;
+            outputs.push(state.output().unsqueeze_dim::<4>(2));
+        }
+        let out = if outputs.is_empty() {
+            let [_, h, d] = state.dims();
+            Tensor::zeros([b, h, 0, d], &s.device())
+        } else {
+            Tensor::cat(outputs, 2)
+        };
+        Ok((out, state))
+    }
+
+    /// Every prefix output by the parallel prefix scan (⌈log₂ L⌉ steps).
+    ///
+    /// - `x`: `[B, L, E]`; `mask`: `[B, L]`, `true` = padding
+    /// - `state`: where to start (the empty prefix if `None`)
+    /// - returns o `[B, H, L, d]` and the state after the last token
+    pub fn forward_parallel(
+        &self,
+        x: Tensor<3>,
+        mask: Option<&Tensor<2, Bool>>,
+        state: Option<AarenState>,
+    ) -> Result<(Tensor<4>, AarenState)> {
+        let [b, l, _] = x.dims();
+        let (s, v) = self.scores_values(x)?;
+        let state = state.unwrap_or_else(|| self.empty_state(b));
+        self.check_state(&state, b)?;
+        if l == 0 {
+            let [_, h, d] = state.dims();
+            return Ok((Tensor::zeros([b, h, 0, d], &s.device()), state));
+        }
+        let mut prefixes = inclusive_scan(ScanElements::leaves(s, v, mask)?);
+        prefixes = state.broadcast(l).combine(prefixes);
+        let out = prefixes.outputs();
+        Ok((out, AarenState::from_elements(prefixes)))
+    }
+
+    /// The many-to-one output o_N in one shot (no recurrence, no scan):
+    /// o_N = Σ e^(s_i − M) v_i / Σ e^(s_i − M), M = max s_i.
+    ///
+    /// - `x`: `[B, L, E]`; `mask`: `[B, L]`, `true` = padding
+    /// - returns `[B, H, d]`
+    pub fn forward_last(&self, x: Tensor<3>, mask: Option<&Tensor<2, Bool>>) -> Result<Tensor<3>> {
+        let (s, v) = self.scores_values(x)?;
+        last_output(s, v, mask)
+    }
+
+    fn check_state(&self, state: &AarenState, batch: usize) -> Result<()> {
+        check_shape(
+            "state",
+            &state.dims(),
+            &[Some(batch), Some(self.num_heads), Some(self.d_head())],
+            &["B", "H", "d"],
+        )
+    }
+}
+
+impl TorchWeights for AarenCell {
+    fn load_weights(self, store: &TensorStore, prefix: &str) -> Result<Self> {
+        Ok(Self {
+            query: load_param(self.query, store, &format!("{prefix}query"))?,
+            in_proj_weight: load_param(
+                self.in_proj_weight,
+                store,
+                &format!("{prefix}in_proj_weight"),
+            )?,
+            in_proj_bias: load_param(self.in_proj_bias, store, &format!("{prefix}in_proj_bias"))?,
+            ..self
+        })
+    }
+
+    fn save_weights(&self, store: &mut TensorStore, prefix: &str) {
+        store.insert_tensor(format!("{prefix}query"), self.query.val());
+        store.insert_tensor(format!("{prefix}in_proj_weight"), self.in_proj_weight.val());
+        store.insert_tensor(format!("{prefix}in_proj_bias"), self.in_proj_bias.val());
+    }
+}

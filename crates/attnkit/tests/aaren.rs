@@ -1,0 +1,181 @@
+//! The Aaren forms against each other and against the direct f64 definition
+//! (`attnkit_kernels::reference::aaren_layer`, O(L²), no recurrence and no scan).
+//!
+//! Tolerances: against the f64 definition, atol 1e-4 + rtol 1e-3 of the output's scale
+//! for f32 arithmetic with scores in the hundreds; between two f32 forms of the same
+//! sequence, 1e-5 relative to the output's scale (different summation orders only).
+
+#![allow(clippy::unwrap_used)]
+
+use attnkit::aaren::{AarenConfig, AarenMode, TokenStream, last_output, prefix_attention};
+use attnkit::store::StoredTensor;
+use attnkit::verify::{Agreement, aaren_vs_reference};
+use attnkit_kernels::rng::SplitMix64;
+use burn::prelude::*;
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    StoredTensor::from_tensor(t).data
+}
+
+fn randn(rng: &mut SplitMix64, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.normal() as f32).collect()
+}
+
+fn rel_diff(a: &[f32], b: &[f32]) -> f64 {
+    let want: Vec<f64> = b.iter().map(|&x| x as f64).collect();
+    Agreement::measure(a, &want).max_rel
+}
+
+#[test]
+fn both_modes_match_the_f64_definition_with_masks_and_large_scores() {
+    let device = Device::flex();
+    for (mode, len, scale) in [
+        (AarenMode::Parallel, 1, 1.0),
+        (AarenMode::Parallel, 37, 1.0),
+        (AarenMode::Parallel, 300, 300.0),
+        (AarenMode::Iterative, 37, 1.0),
+        (AarenMode::Iterative, 120, 300.0),
+    ] {
+        let a = aaren_vs_reference(&device, 7, len, scale, mode).unwrap();
+        assert!(a.finite, "{mode:?} L={len}: non-finite output");
+        assert!(
+            a.max_abs <= 1e-4 || a.max_rel <= 1e-3,
+            "{mode:?} L={len} scale={scale}: {a:?}"
+        );
+    }
+}
+
+#[test]
+fn iterative_parallel_and_closed_form_agree() {
+    let device = Device::flex();
+    let (b, l, e, h) = (3, 45, 8, 2);
+    let layer = AarenConfig::new(e, h).init(&device).unwrap();
+    let x = Tensor::<3>::random(
+        [b, l, e],
+        burn::tensor::Distribution::Normal(0.0, 2.0),
+        &device,
+    );
+    let mask = Tensor::<2, Bool>::from_data(
+        TensorData::new(
+            (0..b * l).map(|i| i % 7 == 3 || i < 5).collect::<Vec<_>>(),
+            [b, l],
+        ),
+        &device,
+    );
+    let (par, par_state) = layer
+        .cell
+        .forward_parallel(x.clone(), Some(&mask), None)
+        .unwrap();
+    let (it, it_state) = layer
+        .cell
+        .forward_iterative(x.clone(), Some(&mask), None)
+        .unwrap();
+    let last = layer.cell.forward_last(x, Some(&mask)).unwrap();
+    let (hp, hi) = (host(par.clone()), host(it));
+    assert!(rel_diff(&hp, &hi) < 1e-5, "{}", rel_diff(&hp, &hi));
+    let par_last = host(par.narrow(2, l - 1, 1));
+    assert!(rel_diff(&host(last), &par_last) < 1e-5);
+    assert!(rel_diff(&host(par_state.output()), &host(it_state.output())) < 1e-5);
+    // The first sequence starts with five padded tokens: its first outputs are zero.
+    assert!(hp[..5 * (e / h)].iter().all(|&v| v == 0.0));
+}
+
+#[test]
+fn chunked_stream_equals_one_full_call() {
+    let device = Device::flex();
+    let (b, l, e, h) = (2, 50, 8, 4);
+    for mode in [AarenMode::Parallel, AarenMode::Iterative] {
+        let layer = AarenConfig::new(e, h)
+            .with_mode(mode)
+            .init(&device)
+            .unwrap();
+        let x = Tensor::<3>::random([b, l, e], burn::tensor::Distribution::Default, &device);
+        let full = host(layer.forward(x.clone(), None).unwrap());
+        let mut stream = layer.stream(b);
+        let mut parts = Vec::new();
+        let mut start = 0;
+        for chunk in [1, 7, 16, 1, 25] {
+            parts.push(
+                stream
+                    .push(x.clone().narrow(1, start, chunk), None)
+                    .unwrap(),
+            );
+            start += chunk;
+            assert_eq!(stream.state().num_elements(), b * h * (e / h + 2));
+        }
+        assert_eq!(stream.tokens(), l);
+        let chunked = host(Tensor::cat(parts, 1));
+        assert!(
+            rel_diff(&chunked, &full) < 1e-5,
+            "{mode:?}: {}",
+            rel_diff(&chunked, &full)
+        );
+    }
+}
+
+/// AAREN-4: a million tokens through the allocation-free kernel stream hold the same
+/// twelve numbers of state as one token did, and give the parallel scan's outputs.
+#[test]
+fn a_million_tokens_stream_in_constant_memory_and_match_the_scan() {
+    let device = Device::flex();
+    let (l, e, h) = (1_000_000, 8, 2);
+    let layer = AarenConfig::new(e, h).init(&device).unwrap();
+    let mut rng = SplitMix64::new(11);
+    let x = randn(&mut rng, l * e);
+    let parallel = host(
+        layer
+            .forward(
+                Tensor::from_data(TensorData::new(x.clone(), [1, l, e]), &device),
+                None,
+            )
+            .unwrap(),
+    );
+    let mut stream = TokenStream::<f32>::new(&layer).unwrap();
+    let state_size = stream.state().len();
+    assert_eq!(state_size, h * (e / h + 2));
+    let mut streamed = Vec::with_capacity(l * e);
+    for t in 0..l {
+        streamed.extend_from_slice(stream.push(&x[t * e..(t + 1) * e], false).unwrap());
+    }
+    assert_eq!(stream.state().len(), state_size);
+    assert_eq!(stream.tokens(), l as u64);
+    let err = rel_diff(&streamed, &parallel);
+    assert!(err < 1e-4, "stream vs scan over 1e6 tokens: {err:e}");
+
+    // The Burn stream in chunks keeps a fixed-size state too.
+    let mut chunks = layer.stream(1);
+    let xt = Tensor::<3>::from_data(TensorData::new(x, [1, l, e]), &device);
+    let mut last = Vec::new();
+    for start in (0..l).step_by(250_000) {
+        let out = chunks
+            .push(xt.clone().narrow(1, start, 250_000), None)
+            .unwrap();
+        assert_eq!(chunks.state().dims(), [1, h, e / h]);
+        last = host(out.narrow(1, 249_999, 1));
+    }
+    assert!(rel_diff(&last, &parallel[(l - 1) * e..]) < 1e-4);
+}
+
+#[test]
+fn scan_survives_extreme_scores_and_empty_prefixes() {
+    let device = Device::flex();
+    // Scores that jump by 2e4 (e^2e4 overflows any float), then a masked token.
+    let s = [-1.0e4f32, 1.0e4, -1.0e4, 5.0, 1.0e4];
+    let v: Vec<f32> = (0..5).map(|i| i as f32).collect();
+    let mask = [true, false, false, false, true];
+    let scores = Tensor::<3>::from_data(TensorData::new(s.to_vec(), [1, 1, 5]), &device);
+    let values = Tensor::<4>::from_data(TensorData::new(v.clone(), [1, 1, 5, 1]), &device);
+    let m = Tensor::<2, Bool>::from_data(TensorData::new(mask.to_vec(), [1, 5]), &device);
+    let out = host(prefix_attention(scores.clone(), values.clone(), Some(&m)).unwrap());
+    let want = attnkit_kernels::reference::prefix_attention(
+        &s.map(|x| x as f64),
+        &v.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+        1,
+        Some(&mask),
+    )
+    .unwrap();
+    assert_eq!(out, want.iter().map(|&x| x as f32).collect::<Vec<_>>());
+    assert_eq!(out[0], 0.0, "no unmasked token yet gives 0, not NaN");
+    let last = host(last_output(scores, values, Some(&m)).unwrap());
+    assert_eq!(last, [out[4]]);
+}
