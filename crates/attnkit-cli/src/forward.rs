@@ -19,13 +19,16 @@ use clap::Args;
             outputs output [B,Lq,E], weights [B,Lq,Lk] (mean over heads)
   external  config {d_model, memory}; weights mk.weight [S,d], mv.weight [d,S];
             inputs x [B,N,d]; outputs output [B,N,d]
+  aaren     config {embed_dim, num_heads, mode: iterative|parallel}; weights query [E],
+            in_proj_weight [3E,E], in_proj_bias [3E], out_proj.weight [E,E], out_proj.bias [E];
+            inputs x [B,L,E], key_padding_mask [B,L]?; outputs output [B,L,E]
 
 Example:
   attnkit forward --module mha --config '{\"embed_dim\": 8, \"num_heads\": 2}' \\
       --weights w.safetensors --input in.safetensors --output out.safetensors"
 )]
 pub struct ForwardArgs {
-    /// Module name: sdpa, mha or external.
+    /// Module name: sdpa, mha, external or aaren.
     #[arg(long)]
     module: String,
     /// The module's config: a JSON object inline, or a path to a JSON file.
@@ -40,16 +43,20 @@ pub struct ForwardArgs {
     /// Where to write the outputs (safetensors). Written only if everything succeeds.
     #[arg(long)]
     output: PathBuf,
-    /// Arithmetic precision. `f32` (default) computes as PyTorch does by default and as a
-    /// deployed model runs; `f64` computes from the float32 files in double precision,
-    /// so the outputs are the exact answer rounded once to float32.
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    /// Arithmetic precision. `f32` computes as PyTorch does by default and as a deployed
+    /// model runs; `f64` computes from the float32 files in double precision, so the
+    /// outputs are the exact answer rounded once to float32. `auto` (default): f32 for
+    /// the modules PyTorch has (sdpa, mha, external), f64 for aaren, whose reference is
+    /// the exact softmax over up to millions of tokens.
+    #[arg(long, value_enum, default_value_t = Precision::Auto)]
     precision: Precision,
 }
 
 /// Floating-point precision of a computation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Precision {
+    /// f32 for modules PyTorch has, f64 for Aaren.
+    Auto,
     /// Single precision.
     F32,
     /// Double precision.
@@ -82,7 +89,12 @@ pub fn run(args: ForwardArgs) -> Result<()> {
     let config = read_config(&args.config)?;
     let weights = args.weights.as_deref().map(TensorStore::load).transpose()?;
     let inputs = TensorStore::load(&args.input)?;
-    let device = device_with(args.precision)?;
+    let precision = match args.precision {
+        Precision::Auto if args.module == "aaren" => Precision::F64,
+        Precision::Auto => Precision::F32,
+        p => p,
+    };
+    let device = device_with(precision)?;
     let result = contract::forward(&args.module, &config, weights.as_ref(), &inputs, &device)?;
     for w in &result.warnings {
         eprintln!("warning: {w}");

@@ -105,6 +105,59 @@ fn reproduces_pytorch_fixtures() {
     }
 }
 
+/// Aaren runs in f64 by default (`--precision auto`), so it lands within one float32
+/// rounding of the numpy float64 definition: far inside the 1e-5/1e-4 checked here,
+/// let alone the acceptance bound atol 2e-4, rtol 2e-3.
+#[test]
+fn reproduces_the_aaren_definition() {
+    for case in [
+        "aaren_parallel",
+        "aaren_iterative",
+        "aaren_all_padded",
+        "aaren_long_parallel",
+        "aaren_long_iterative",
+    ] {
+        run_fixture(case);
+    }
+}
+
+#[test]
+fn aaren_config_errors_name_the_problem() {
+    let dir = fixture("aaren_parallel");
+    let w = dir.join("weights.safetensors");
+    let input = dir.join("input.safetensors");
+    let line = expect_failure(
+        "aaren",
+        r#"{"embed_dim": 8, "num_heads": 2, "mode": "recurrent"}"#,
+        Some(&w),
+        &input,
+        "aaren-mode",
+    );
+    assert!(
+        line.contains("unknown variant `recurrent`, expected `iterative` or `parallel`"),
+        "{line}"
+    );
+    let line = expect_failure(
+        "aaren",
+        r#"{"embed_dim": 8, "num_heads": 3}"#,
+        Some(&w),
+        &input,
+        "aaren-heads",
+    );
+    assert!(
+        line.contains("num_heads must be at least 1 and divide embed_dim"),
+        "{line}"
+    );
+    let line = expect_failure(
+        "aaren",
+        r#"{"embed_dim": 4, "num_heads": 2}"#,
+        Some(&w),
+        &input,
+        "aaren-width",
+    );
+    assert!(line.contains("query") && line.contains("[4]"), "{line}");
+}
+
 #[test]
 fn inline_json_config_works() {
     let dir = fixture("mha_self");
@@ -150,7 +203,7 @@ fn bad_requests_fail_with_one_clear_line_and_no_output() {
     let line = expect_failure("transformer", cfg, Some(&w), &input, "unknown");
     assert_eq!(
         line,
-        "error: unknown module `transformer`; expected one of: sdpa, mha, external"
+        "error: unknown module `transformer`; expected one of: sdpa, mha, external, aaren"
     );
 
     let line = expect_failure(

@@ -13,9 +13,11 @@
 //! | `sdpa` | `causal`, `scale` (optional) | none | `query` `[B,H,Lq,D]`, `key` `[B,H,Lk,D]`, `value` `[B,H,Lk,Dv]`, `key_padding_mask` `[B,Lk]` (optional) | `output` `[B,H,Lq,Dv]`, `weights` `[B,H,Lq,Lk]` |
 //! | `mha` | `embed_dim`, `num_heads` | `in_proj_weight`, `in_proj_bias`, `out_proj.weight`, `out_proj.bias` | `query` `[B,Lq,E]`, `key`, `value` `[B,Lk,E]`, `key_padding_mask` `[B,Lk]` (optional) | `output` `[B,Lq,E]`, `weights` `[B,Lq,Lk]` (mean over heads) |
 //! | `external` | `d_model`, `memory` | `mk.weight` `[S,d]`, `mv.weight` `[d,S]` | `x` `[B,N,d]` | `output` `[B,N,d]` |
+//! | `aaren` | `embed_dim`, `num_heads`, `mode` (`iterative` or `parallel`; default `parallel`) | `query` `[E]`, `in_proj_weight` `[3E,E]`, `in_proj_bias` `[3E]`, `out_proj.weight` `[E,E]`, `out_proj.bias` `[E]` | `x` `[B,L,E]`, `key_padding_mask` `[B,L]` (optional) | `output` `[B,L,E]` |
 //!
 //! Masks are 0/1 floats where 1 means "ignore this key".
 
+mod aaren;
 mod external;
 mod mha;
 mod sdpa;
@@ -30,7 +32,7 @@ use crate::error::{AttnError, Result};
 use crate::store::TensorStore;
 
 /// The modules `forward` knows, in the order the help lists them.
-pub const MODULES: &[&str] = &["sdpa", "mha", "external"];
+pub const MODULES: &[&str] = &["sdpa", "mha", "external", "aaren"];
 
 /// The outputs of a contract call and any warnings about ignored keys or tensors.
 #[derive(Debug)]
@@ -81,6 +83,7 @@ pub fn forward(
         "sdpa" => sdpa::run(&mut call)?,
         "mha" => mha::run(&mut call)?,
         "external" => external::run(&mut call)?,
+        "aaren" => aaren::run(&mut call)?,
         _ => {
             return Err(AttnError::UnknownModule {
                 name: name.to_string(),
@@ -246,7 +249,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown module `transformer`; expected one of: sdpa, mha, external"
+            "unknown module `transformer`; expected one of: sdpa, mha, external, aaren"
         );
     }
 }

@@ -1,0 +1,46 @@
+//! `aaren`: the Aaren layer of SPEC §9, `mode` `iterative` (the recurrent cell, token by
+//! token) or `parallel` (the prefix scan).
+
+use serde::Deserialize;
+
+use super::Call;
+use crate::aaren::{AarenConfig, AarenMode};
+use crate::attention::mask_from_floats;
+use crate::error::Result;
+use crate::store::{TensorStore, TorchWeights};
+
+#[derive(Deserialize)]
+struct Config {
+    embed_dim: usize,
+    num_heads: usize,
+    #[serde(default)]
+    mode: AarenMode,
+}
+
+const WEIGHTS: [&str; 5] = [
+    "query",
+    "in_proj_weight",
+    "in_proj_bias",
+    "out_proj.weight",
+    "out_proj.bias",
+];
+
+pub(super) fn run(call: &mut Call<'_>) -> Result<TensorStore> {
+    let cfg: Config = call.config(&["embed_dim", "num_heads", "mode"])?;
+    let e = cfg.embed_dim;
+    let weights = call.weights(&WEIGHTS)?;
+    let layer = AarenConfig::new(e, cfg.num_heads)
+        .with_mode(cfg.mode)
+        .init(call.device)?
+        .load_weights(weights, "")?;
+    let x = call.input("x", [None, None, Some(e)], ["B", "L", "E"])?;
+    let [b, l, _] = x.dims();
+    let mask = call
+        .optional_input("key_padding_mask", [Some(b), Some(l)], ["B", "L"])?
+        .map(|m| mask_from_floats("key_padding_mask", m))
+        .transpose()?;
+    let output = layer.forward(x, mask.as_ref())?;
+    let mut store = TensorStore::new("outputs");
+    store.insert_tensor("output", output);
+    Ok(store)
+}
