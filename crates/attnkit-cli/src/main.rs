@@ -1,5 +1,6 @@
 //! `attnkit`: attention mechanisms, recurrent baselines and Attention as an RNN.
 
+mod aaren;
 mod forward;
 mod tour;
 
@@ -19,6 +20,8 @@ enum Command {
     Tour(tour::TourArgs),
     /// Run one module on the tensors of a safetensors file (the module contract).
     Forward(forward::ForwardArgs),
+    /// Attention as an RNN: compare its iterative and parallel forms.
+    Aaren(aaren::AarenArgs),
 }
 
 fn main() {
@@ -26,6 +29,7 @@ fn main() {
     let result = match cli.command {
         Command::Tour(args) => tour::run(args),
         Command::Forward(args) => forward::run(args),
+        Command::Aaren(args) => aaren::run(args),
     };
     if let Err(e) = result {
         // One line: the context chain joined by ": ".

@@ -49,6 +49,26 @@ impl Agreement {
         }
     }
 
+    /// Compares `got` with `want` element-wise, with `max_rel` = max |got − want| / `scale`
+    /// element by element (`scale` > 0: the size of what each value was computed from).
+    pub fn measure_scaled(got: &[f32], want: &[f64], scale: &[f64]) -> Self {
+        assert_eq!(got.len(), want.len(), "compared buffers have equal lengths");
+        assert_eq!(got.len(), scale.len(), "one scale per value");
+        let mut max_abs = 0.0f64;
+        let mut max_rel = 0.0f64;
+        for ((g, w), s) in got.iter().zip(want).zip(scale) {
+            let err = (*g as f64 - w).abs();
+            max_abs = max_abs.max(err);
+            max_rel = max_rel.max(if *s > 0.0 { err / s } else { err });
+        }
+        Self {
+            max_abs,
+            max_rel,
+            finite: got.iter().all(|g| g.is_finite()),
+            count: got.len(),
+        }
+    }
+
     /// The worse of two agreements.
     pub fn worst(self, other: Self) -> Self {
         Self {
@@ -161,6 +181,163 @@ pub fn aaren_vs_reference(
     let mask = Tensor::<2, Bool>::from_data(TensorData::new(pad, [b, len]), device);
     let out = layer.forward(xt, Some(&mask))?;
     Ok(Agreement::measure(&host(out), &want))
+}
+
+/// The dummy input of [`compare_aaren_forms`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AarenCompareSpec {
+    /// Sequences B.
+    pub batch: usize,
+    /// Heads H.
+    pub heads: usize,
+    /// Tokens L.
+    pub len: usize,
+    /// Width of a head D.
+    pub d_head: usize,
+    /// Scores are N(0, score_scale²).
+    pub score_scale: f64,
+    /// Seed of the generator.
+    pub seed: u64,
+}
+
+/// Direct O(L²) f64 softmax is used as the reference up to this length; beyond it, the
+/// f64 recurrence (whose own rounding, ~L·1e-16, is far below f32's).
+pub const DIRECT_REFERENCE_MAX_LEN: usize = 4096;
+
+/// The three forms of Aaren on the same dummy input, and how far apart they are.
+#[derive(Debug, Clone, Copy)]
+pub struct AarenForms {
+    /// The input compared.
+    pub spec: AarenCompareSpec,
+    /// Burn's parallel scan (f32) against the kernels' iterative cell (f32). In all three,
+    /// `max_rel` is relative to Σ_i p_i·|v_i| of each output (see `compare_aaren_forms`).
+    pub parallel_vs_iterative: Agreement,
+    /// Parallel scan (f32) against the f64 reference.
+    pub parallel_vs_reference: Agreement,
+    /// Iterative cell (f32) against the f64 reference.
+    pub iterative_vs_reference: Agreement,
+    /// Iterative cell with compensated (Kahan) sums (f32) against the f64 reference.
+    pub compensated_vs_reference: Agreement,
+    /// `"direct"` (two-pass softmax per prefix) or `"recurrence"` (the cell in f64).
+    pub reference: &'static str,
+    /// Wall seconds of the parallel scan, the iterative cell, the compensated cell and
+    /// the reference.
+    pub seconds: [f64; 4],
+    /// max |s| over the generated scores.
+    pub max_abs_score: f64,
+}
+
+/// Runs the parallel scan (Burn, f32, on `device`), the iterative cell (the no_std
+/// kernel, f32) and an f64 reference on N(0, score_scale²) scores and N(0, 1) values,
+/// every prefix output of every head compared.
+pub fn compare_aaren_forms(device: &Device, spec: AarenCompareSpec) -> Result<AarenForms> {
+    use std::time::Instant;
+    let AarenCompareSpec {
+        batch: b,
+        heads: h,
+        len: l,
+        d_head: d,
+        ..
+    } = spec;
+    if b == 0 || h == 0 || l == 0 || d == 0 {
+        return Err(crate::AttnError::Config(format!(
+            "batch, heads, len and dims must be at least 1, got {b}, {h}, {l}, {d}"
+        )));
+    }
+    let mut rng = SplitMix64::new(spec.seed);
+    let scores = randn(&mut rng, b * h * l, spec.score_scale);
+    let values = randn(&mut rng, b * h * l * d, 1.0);
+    let max_abs_score = scores.iter().fold(0.0f64, |m, s| m.max((*s as f64).abs()));
+
+    let started = Instant::now();
+    let st = Tensor::<3>::from_data(TensorData::new(scores.clone(), [b, h, l]), device);
+    let vt = Tensor::<4>::from_data(TensorData::new(values.clone(), [b, h, l, d]), device);
+    let parallel = host(crate::aaren::prefix_attention(st, vt, None)?);
+    let t_parallel = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let mut iterative = vec![0.0f32; b * h * l * d];
+    let mut state = vec![0.0f32; d + 2];
+    for row in 0..b * h {
+        attnkit_kernels::aaren::reset(&mut state);
+        for t in 0..l {
+            let i = row * l + t;
+            attnkit_kernels::aaren::update(&mut state, scores[i], &values[i * d..(i + 1) * d]);
+            attnkit_kernels::aaren::output(&state, &mut iterative[i * d..(i + 1) * d]);
+        }
+    }
+    let t_iterative = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let mut compensated = vec![0.0f32; b * h * l * d];
+    let mut state = vec![0.0f32; attnkit_kernels::aaren::compensated_head_len(d)];
+    for row in 0..b * h {
+        attnkit_kernels::aaren::reset(&mut state);
+        for t in 0..l {
+            let i = row * l + t;
+            attnkit_kernels::aaren::update_compensated(
+                &mut state,
+                scores[i],
+                &values[i * d..(i + 1) * d],
+            );
+            attnkit_kernels::aaren::output_compensated(
+                &state,
+                &mut compensated[i * d..(i + 1) * d],
+            );
+        }
+    }
+    let t_compensated = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let (s64, v64) = (to_f64(&scores), to_f64(&values));
+    let reference = |values: &[f64]| -> Result<Vec<f64>> {
+        let mut out = vec![0.0f64; b * h * l * d];
+        if l <= DIRECT_REFERENCE_MAX_LEN {
+            for row in 0..b * h {
+                let o = attnkit_kernels::reference::prefix_attention(
+                    &s64[row * l..(row + 1) * l],
+                    &values[row * l * d..(row + 1) * l * d],
+                    d,
+                    None,
+                )?;
+                out[row * l * d..(row + 1) * l * d].copy_from_slice(&o);
+            }
+        } else {
+            let mut state = vec![0.0f64; d + 2];
+            for row in 0..b * h {
+                attnkit_kernels::aaren::reset(&mut state);
+                for t in 0..l {
+                    let i = row * l + t;
+                    attnkit_kernels::aaren::update(&mut state, s64[i], &values[i * d..(i + 1) * d]);
+                    attnkit_kernels::aaren::output(&state, &mut out[i * d..(i + 1) * d]);
+                }
+            }
+        }
+        Ok(out)
+    };
+    let kind = if l <= DIRECT_REFERENCE_MAX_LEN {
+        "direct"
+    } else {
+        "recurrence"
+    };
+    let want = reference(&v64)?;
+    // Σ_i p_i·|v_i| per output: the size of the terms each output sums, the scale at
+    // which f32 can be expected to round it (an output near 0 may be a sum of large,
+    // cancelling terms).
+    let abs_v: Vec<f64> = v64.iter().map(|v| v.abs()).collect();
+    let scale = reference(&abs_v)?;
+    let t_reference = started.elapsed().as_secs_f64();
+
+    Ok(AarenForms {
+        spec,
+        parallel_vs_iterative: Agreement::measure_scaled(&parallel, &to_f64(&iterative), &scale),
+        parallel_vs_reference: Agreement::measure_scaled(&parallel, &want, &scale),
+        iterative_vs_reference: Agreement::measure_scaled(&iterative, &want, &scale),
+        compensated_vs_reference: Agreement::measure_scaled(&compensated, &want, &scale),
+        reference: kind,
+        seconds: [t_parallel, t_iterative, t_compensated, t_reference],
+        max_abs_score,
+    })
 }
 
 /// Burn's multi-head cross attention with padding against the reference.
