@@ -7,6 +7,8 @@
 //!   self-attention with N(0,1) weights, scaled dot-product attention with padding and
 //!   causal masks, PyTorch-layout multi-head attention. It is the oracle the Burn
 //!   modules of the `attnkit` crate are tested against.
+//! - [`aaren`]: the Aaren state, update, associative combine and an allocation-free
+//!   stream; [`kv_cache`] (feature `alloc`): the KV-cache decoder it is compared with.
 //! - [`math`], [`rng`]: `exp`/`ln`/`sqrt` and a seeded generator, since `core` has neither.
 //!
 //! ```
@@ -22,6 +24,8 @@ extern crate alloc;
 
 pub mod aaren;
 pub mod error;
+#[cfg(feature = "alloc")]
+pub mod kv_cache;
 pub mod math;
 pub mod real;
 #[cfg(feature = "alloc")]
