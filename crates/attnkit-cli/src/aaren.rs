@@ -149,14 +149,16 @@ fn compare(args: CompareArgs) -> Result<()> {
 }
 
 #[derive(Args)]
-#[command(after_help = "Both run one layer of width E with H heads, f32, one thread, with the same \
+#[command(
+    after_help = "Both run one layer of width E with H heads, f32, one thread, with the same \
 plain loops (attnkit-kernels): the Aaren stream folds its weights once and keeps H·(E/H + 2) numbers; \
 the decoder keeps every past key and value (2·E numbers per token). At each length L the Aaren stream \
 has really consumed L tokens; the KV cache is filled with L random keys/values and then timed for \
 --steps decoding steps. Times are medians over --steps steps.
 
 Example:
-  attnkit aaren decode --len 1000,10000,100000,1000000")]
+  attnkit aaren decode --len 1000,10000,100000,1000000"
+)]
 struct DecodeArgs {
     /// Embedding width E.
     #[arg(long, default_value_t = 64)]
@@ -201,11 +203,16 @@ fn decode(args: DecodeArgs) -> Result<()> {
     let mut stream = TokenStream::<f32>::new(&layer)?;
     let mut rng = SplitMix64::new(args.seed);
     let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
-    let w_in = draw(3 * e * e).iter().map(|w| w / (e as f32).sqrt()).collect::<Vec<_>>();
+    let w_in = draw(3 * e * e)
+        .iter()
+        .map(|w| w / (e as f32).sqrt())
+        .collect::<Vec<_>>();
     let (b_in, w_out, b_out) = (draw(3 * e), draw(e * e), draw(e));
     let token = draw(e);
     let mut out = vec![0.0f32; e];
-    println!("Decoding one token: Aaren stream vs KV-cache attention (E {e}, H {h}, f32, 1 thread)");
+    println!(
+        "Decoding one token: Aaren stream vs KV-cache attention (E {e}, H {h}, f32, 1 thread)"
+    );
     println!(
         "{:>9}  {:>14}  {:>14}  {:>7}  {:>14}  {:>14}",
         "tokens", "aaren µs/token", "kv µs/token", "ratio", "aaren state B", "kv cache B"

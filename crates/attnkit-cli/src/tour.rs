@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use attnkit::aaren::{AarenConfig, AarenMode, TokenStream};
 use attnkit::attention::{
     AttentionMask, MultiHeadAttentionConfig, ScaledDotProductAttentionConfig,
 };
@@ -132,6 +133,26 @@ pub fn run(args: TourArgs) -> Result<()> {
     record("fully masked query rows give zeros, not NaN", &mut || {
         fully_masked(&device)
     });
+    record("Aaren layer vs f64 definition: parallel scan", &mut || {
+        let a = verify::aaren_vs_reference(&device, args.seed, 256, 100.0, AarenMode::Parallel)?;
+        let (line, ok) = agreement_line(&a, 1e-3, true);
+        Ok((
+            format!("{line}; 256 tokens, padding, |scores| ~1e2"),
+            ok,
+            String::new(),
+        ))
+    });
+    record("Aaren layer vs f64 definition: iterative cell", &mut || {
+        let a = verify::aaren_vs_reference(&device, args.seed, 64, 100.0, AarenMode::Iterative)?;
+        let (line, ok) = agreement_line(&a, 1e-3, true);
+        Ok((format!("{line}; 64 tokens, padding"), ok, String::new()))
+    });
+    record("Aaren forms at 10^5 tokens, scores to ~5e4", &mut || {
+        aaren_forms(&args.out, args.seed, &device)
+    });
+    record("Aaren stream: 10^5 tokens in constant memory", &mut || {
+        aaren_stream(args.seed, &device)
+    });
     record("PyTorch fixtures through the module contract", &mut || {
         replay_fixtures(&args.fixtures, &device)
     });
@@ -179,6 +200,88 @@ pub fn run(args: TourArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The Aaren forms on 10^5 tokens at two score scales (`attnkit aaren compare`).
+fn aaren_forms(out: &Path, seed: u64, device: &Device) -> Result<(String, bool, String)> {
+    let eps = f32::EPSILON as f64;
+    let mut parts = Vec::new();
+    let mut ok = true;
+    let mut rows = Vec::new();
+    for scale in [10.0, 1.0e4] {
+        let r = verify::compare_aaren_forms(
+            device,
+            verify::AarenCompareSpec {
+                batch: 1,
+                heads: 2,
+                len: 100_000,
+                d_head: 8,
+                score_scale: scale,
+                seed,
+            },
+        )?;
+        let all = [
+            r.parallel_vs_iterative,
+            r.parallel_vs_reference,
+            r.iterative_vs_reference,
+            r.compensated_vs_reference,
+        ];
+        ok &= all.iter().all(|a| a.finite)
+            && r.parallel_vs_reference.max_rel <= 16.0 * eps
+            && r.compensated_vs_reference.max_rel <= 16.0 * eps;
+        parts.push(format!(
+            "σ={scale:e}: parallel {:.1} eps, iterative {:.1}, compensated {:.1}",
+            r.parallel_vs_reference.max_rel / eps,
+            r.iterative_vs_reference.max_rel / eps,
+            r.compensated_vs_reference.max_rel / eps
+        ));
+        rows.push(json!({
+            "score_scale": scale, "len": r.spec.len, "max_abs_score": r.max_abs_score,
+            "parallel_vs_f64_eps": r.parallel_vs_reference.max_rel / eps,
+            "iterative_vs_f64_eps": r.iterative_vs_reference.max_rel / eps,
+            "compensated_vs_f64_eps": r.compensated_vs_reference.max_rel / eps,
+            "parallel_vs_iterative_eps": r.parallel_vs_iterative.max_rel / eps,
+        }));
+    }
+    let path = out.join("aaren-compare.json");
+    attnkit::store::write_atomically(&path, serde_json::to_string_pretty(&rows)?.as_bytes())?;
+    Ok((
+        format!("vs f64, in f32 eps: {}; no NaN", parts.join("; ")),
+        ok,
+        path.display().to_string(),
+    ))
+}
+
+/// 10^5 tokens through the allocation-free kernel stream: the state keeps its size and
+/// the last output matches the parallel scan over the whole sequence.
+fn aaren_stream(seed: u64, device: &Device) -> Result<(String, bool, String)> {
+    let (l, e, h) = (100_000, 16, 2);
+    device.seed(seed);
+    let layer = AarenConfig::new(e, h).init(device)?;
+    let mut rng = SplitMix64::new(seed);
+    let x: Vec<f32> = (0..l * e).map(|_| rng.normal() as f32).collect();
+    let mut stream = TokenStream::<f32>::new(&layer)?;
+    let before = stream.state().len();
+    let mut last = Vec::new();
+    for t in 0..l {
+        last = stream.push(&x[t * e..(t + 1) * e], false)?.to_vec();
+    }
+    let after = stream.state().len();
+    let full = layer.forward(
+        Tensor::from_data(TensorData::new(x, [1, l, e]), device),
+        None,
+    )?;
+    let want = attnkit::store::StoredTensor::from_tensor(full.narrow(1, l - 1, 1)).data;
+    let a = Agreement::measure(&last, &want.iter().map(|&v| v as f64).collect::<Vec<_>>());
+    Ok((
+        format!(
+            "state {before} → {after} floats ({} bytes) after {l} tokens; last output vs parallel scan max rel {:.1e}",
+            after * 4,
+            a.max_rel
+        ),
+        before == after && a.finite && a.max_rel < 1e-4,
+        String::new(),
+    ))
 }
 
 /// A batch whose second sequence is all padding: its outputs must be exactly zero.
@@ -258,7 +361,7 @@ fn replay_fixtures(dir: &Path, device: &Device) -> Result<(String, bool, String)
         }
     }
     let line = format!(
-        "{run} cases (mha, sdpa, external), worst error {:.1}% of tolerance (atol 1e-5, rtol 1e-4){}",
+        "{run} cases (mha, sdpa, external, aaren), worst error {:.1}% of each case's tolerance{}",
         worst * 100.0,
         if failures.is_empty() {
             String::new()

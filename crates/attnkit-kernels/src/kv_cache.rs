@@ -169,7 +169,13 @@ mod tests {
         let (l, e, h) = (7, 6, 2);
         let mut g = crate::rng::SplitMix64::new(9);
         let mut draw = |n: usize| -> Vec<f64> { (0..n).map(|_| g.normal()).collect() };
-        let (w_in, b_in, w_o, b_o, x) = (draw(3 * e * e), draw(3 * e), draw(e * e), draw(e), draw(l * e));
+        let (w_in, b_in, w_o, b_o, x) = (
+            draw(3 * e * e),
+            draw(3 * e),
+            draw(e * e),
+            draw(e),
+            draw(l * e),
+        );
         let want = multi_head_attention(
             &x,
             &x,
