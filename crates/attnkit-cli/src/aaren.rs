@@ -28,6 +28,9 @@ enum AarenCommand {
     /// Per-token cost and memory of decoding: an Aaren stream vs a Transformer with a
     /// KV cache, at growing numbers of tokens seen.
     Decode(DecodeArgs),
+    /// Time of one full-sequence forward pass: causal multi-head attention vs the Aaren
+    /// layer (parallel scan and iterative cell) vs the kernel stream.
+    Sequence(SequenceArgs),
 }
 
 /// f32 machine epsilon, the unit the relative errors are reported in.
@@ -73,6 +76,7 @@ pub fn run(args: AarenArgs) -> Result<()> {
     match args.command {
         AarenCommand::Compare(a) => compare(a),
         AarenCommand::Decode(a) => decode(a),
+        AarenCommand::Sequence(a) => sequence(a),
     }
 }
 
@@ -92,14 +96,8 @@ fn compare(args: CompareArgs) -> Result<()> {
         args.batch, args.heads, args.dims, args.score_scale, args.seed
     );
     println!(
-        "{:>9}  {:>9}  {:<22}  {:>9}  {:>9}  {:>7}  {}",
-        "len",
-        "max |s|",
-        "pair",
-        "max abs",
-        "rel",
-        "eps",
-        "seconds (parallel / iterative / compensated / reference)"
+        "{:>9}  {:>9}  {:<22}  {:>9}  {:>9}  {:>7}  seconds (parallel / iterative / compensated / reference)",
+        "len", "max |s|", "pair", "max abs", "rel", "eps",
     );
     let bar = ProgressBar::new_spinner();
     bar.set_style(
@@ -269,6 +267,131 @@ fn decode(args: DecodeArgs) -> Result<()> {
     println!("ratio = KV-cache time / Aaren time; state and cache sizes in bytes");
     if let Some(path) = &args.json {
         let doc = json!({"embed": e, "heads": h, "steps": args.steps, "results": rows});
+        write_atomically(path, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "One layer of width E with H heads on a batch of B random sequences of L tokens, \
+f32, on Burn's CPU backend (its own thread pool) except the stream, which runs the \
+no_std kernel token by token on one thread. Causal MHA is nn.MultiheadAttention with a causal \
+mask: it materialises the L×L weights of every head. Times are medians of --runs runs after one \
+warm-up; the iterative Burn cell is skipped above --max-iterative tokens (it is one tensor step per token).
+
+Example:
+  attnkit aaren sequence --len 256,1024,4096"
+)]
+struct SequenceArgs {
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Embedding width E.
+    #[arg(long, default_value_t = 64)]
+    embed: usize,
+    /// Heads H (divides E).
+    #[arg(long, default_value_t = 4)]
+    heads: usize,
+    /// Sequence lengths, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "256,1024,4096")]
+    len: Vec<usize>,
+    /// Timed runs per measurement.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Longest sequence the iterative Burn cell is timed on.
+    #[arg(long, default_value_t = 4096)]
+    max_iterative: usize,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn time_median(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    use std::time::Instant;
+    f()?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        f()?;
+        times.push(started.elapsed().as_secs_f64());
+    }
+    Ok(median(times))
+}
+
+fn sequence(args: SequenceArgs) -> Result<()> {
+    use attnkit::aaren::{AarenConfig, AarenMode, TokenStream};
+    use attnkit::attention::{AttentionMask, MultiHeadAttentionConfig};
+
+    if args.len.is_empty() || args.len.contains(&0) || args.runs == 0 || args.batch == 0 {
+        bail!("--len, --runs and --batch must be at least 1");
+    }
+    let (b, e, h) = (args.batch, args.embed, args.heads);
+    let device = Device::flex();
+    let mha = MultiHeadAttentionConfig::new(e, h).init(&device)?;
+    let parallel = AarenConfig::new(e, h).init(&device)?;
+    let iterative = parallel.clone().with_mode(AarenMode::Iterative);
+    println!(
+        "One forward pass over L tokens (B {b}, E {e}, H {h}, f32), median ms of {} runs",
+        args.runs
+    );
+    println!(
+        "{:>8}  {:>12}  {:>14}  {:>15}  {:>13}  {:>16}",
+        "L", "causal MHA", "Aaren parallel", "Aaren iterative", "Aaren stream", "MHA weights MB"
+    );
+    let mut rows = Vec::new();
+    for &l in &args.len {
+        let x = Tensor::<3>::random([b, l, e], burn::tensor::Distribution::Default, &device);
+        let sync = |t: Tensor<3>| -> Result<()> {
+            // Reading one value forces the (possibly lazy) computation to finish.
+            let _ = t.narrow(1, 0, 1).into_data();
+            Ok(())
+        };
+        let causal = AttentionMask::none().with_causal(true);
+        let t_mha = time_median(args.runs, || {
+            sync(mha.forward_self(x.clone(), &causal)?.output)
+        })?;
+        let t_par = time_median(args.runs, || sync(parallel.forward(x.clone(), None)?))?;
+        let t_it = if l <= args.max_iterative {
+            Some(time_median(args.runs, || {
+                sync(iterative.forward(x.clone(), None)?)
+            })?)
+        } else {
+            None
+        };
+        let host: Vec<f32> = x
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let t_stream = time_median(args.runs, || {
+            for seq in host.chunks_exact(l * e) {
+                let mut stream = TokenStream::<f32>::new(&parallel)?;
+                for tok in seq.chunks_exact(e) {
+                    stream.push(tok, false)?;
+                }
+            }
+            Ok(())
+        })?;
+        let weights_mb = (b * h * l * l * 4) as f64 / 1e6;
+        let ms = |t: f64| format!("{:.2}", t * 1e3);
+        println!(
+            "{l:>8}  {:>12}  {:>14}  {:>15}  {:>13}  {weights_mb:>16.1}",
+            ms(t_mha),
+            ms(t_par),
+            t_it.map(ms).unwrap_or_else(|| "-".into()),
+            ms(t_stream)
+        );
+        rows.push(json!({
+            "len": l, "causal_mha_ms": t_mha * 1e3, "aaren_parallel_ms": t_par * 1e3,
+            "aaren_iterative_ms": t_it.map(|t| t * 1e3), "aaren_stream_ms": t_stream * 1e3,
+            "mha_weights_bytes": b * h * l * l * 4,
+        }));
+    }
+    if let Some(path) = &args.json {
+        let doc = json!({"batch": b, "embed": e, "heads": h, "runs": args.runs, "results": rows});
         write_atomically(path, serde_json::to_string_pretty(&doc)?.as_bytes())?;
         println!("wrote {}", path.display());
     }

@@ -30,7 +30,7 @@
 //! a layer of `heads` heads needs [`state_len`]`(heads, d_head)` = heads·(d_head + 2).
 
 use crate::error::{KernelError, check_len};
-use crate::real::Real;
+use crate::real::{Real, dot};
 
 /// Numbers of state per layer: heads·(d_head + 2).
 pub const fn state_len(heads: usize, d_head: usize) -> usize {
@@ -375,30 +375,19 @@ pub fn step_layer<T: Real>(
     let d = stream.d_head;
     if !masked {
         for (r, v) in values.iter_mut().enumerate() {
-            let mut acc = weights.value_bias[r];
-            for j in 0..e {
-                acc += weights.value_weight[r * e + j] * x[j];
-            }
-            *v = acc;
+            *v = weights.value_bias[r] + dot(&weights.value_weight[r * e..(r + 1) * e], x);
         }
     }
     for (hd, state) in stream.state.chunks_exact_mut(d + 2).enumerate() {
         if !masked {
             let kq = &weights.key_query[hd * e..(hd + 1) * e];
-            let mut s = weights.score_bias[hd];
-            for j in 0..e {
-                s += kq[j] * x[j];
-            }
+            let s = weights.score_bias[hd] + dot(kq, x);
             update(state, s, &values[hd * d..(hd + 1) * d]);
         }
         output(state, &mut heads_out[hd * d..(hd + 1) * d]);
     }
     for (r, o) in out.iter_mut().enumerate() {
-        let mut acc = weights.out_bias[r];
-        for j in 0..e {
-            acc += weights.out_weight[r * e + j] * heads_out[j];
-        }
-        *o = acc;
+        *o = weights.out_bias[r] + dot(&weights.out_weight[r * e..(r + 1) * e], heads_out);
     }
     Ok(())
 }
@@ -579,13 +568,9 @@ mod tests {
                 let o = direct(&scores[..=t], &values[..(t + 1) * d], d);
                 concat[h * d..(h + 1) * d].copy_from_slice(&o[..d]);
             }
-            for r in 0..E {
+            for (r, got) in out.iter().enumerate() {
                 let want = lin(&w_o, &b_o, &concat, r);
-                assert!(
-                    (out[r] - want).abs() < 1e-12,
-                    "t {t}, r {r}: {} vs {want}",
-                    out[r]
-                );
+                assert!((got - want).abs() < 1e-12, "t {t}, r {r}: {got} vs {want}");
             }
         }
     }

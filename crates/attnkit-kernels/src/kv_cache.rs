@@ -11,7 +11,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::error::{KernelError, check_len};
-use crate::real::Real;
+use crate::real::{Real, dot};
 
 /// Causal multi-head self-attention (`nn.MultiheadAttention` layout) decoding one token
 /// at a time with a growing key/value cache.
@@ -103,12 +103,7 @@ impl<T: Real> KvCacheDecoder<T> {
         check_len("x", x, e)?;
         check_len("out", out, e)?;
         for (r, q) in self.qkv.iter_mut().enumerate() {
-            let w = &self.in_proj_weight[r * e..(r + 1) * e];
-            let mut acc = self.in_proj_bias[r];
-            for j in 0..e {
-                acc += w[j] * x[j];
-            }
-            *q = acc;
+            *q = self.in_proj_bias[r] + dot(&self.in_proj_weight[r * e..(r + 1) * e], x);
         }
         self.keys.extend_from_slice(&self.qkv[e..2 * e]);
         self.values.extend_from_slice(&self.qkv[2 * e..]);
@@ -121,11 +116,7 @@ impl<T: Real> KvCacheDecoder<T> {
             let mut max = T::NEG_INFINITY;
             for (i, s) in self.scores.iter_mut().enumerate() {
                 let k = &self.keys[i * e + h * d..i * e + (h + 1) * d];
-                let mut acc = T::ZERO;
-                for p in 0..d {
-                    acc += q[p] * k[p];
-                }
-                *s = acc * scale;
+                *s = dot(q, k) * scale;
                 if *s > max {
                     max = *s;
                 }
@@ -146,12 +137,7 @@ impl<T: Real> KvCacheDecoder<T> {
             o.iter_mut().for_each(|x| *x /= den);
         }
         for (r, o) in out.iter_mut().enumerate() {
-            let w = &self.out_weight[r * e..(r + 1) * e];
-            let mut acc = self.out_bias[r];
-            for j in 0..e {
-                acc += w[j] * self.heads_out[j];
-            }
-            *o = acc;
+            *o = self.out_bias[r] + dot(&self.out_weight[r * e..(r + 1) * e], &self.heads_out);
         }
         Ok(())
     }
@@ -201,9 +187,8 @@ mod tests {
         let mut out = vec![0.0; e];
         for t in 0..l {
             dec.step(&x[t * e..(t + 1) * e], &mut out).unwrap();
-            for j in 0..e {
-                let w = want.output[t * e + j];
-                assert!((out[j] - w).abs() < 1e-12, "t {t}: {} vs {w}", out[j]);
+            for (got, w) in out.iter().zip(&want.output[t * e..(t + 1) * e]) {
+                assert!((got - w).abs() < 1e-12, "t {t}: {got} vs {w}");
             }
         }
         assert_eq!(dec.cache_len(), 2 * l * e);

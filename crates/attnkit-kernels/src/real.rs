@@ -76,3 +76,14 @@ impl Real for f64 {
         f64::is_nan(self)
     }
 }
+
+/// Σ a_i·b_i over the common length, accumulated left to right (the order the kernels'
+/// error analyses assume).
+#[inline]
+pub fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    let mut acc = T::ZERO;
+    for (x, y) in a.iter().zip(b) {
+        acc += *x * *y;
+    }
+    acc
+}

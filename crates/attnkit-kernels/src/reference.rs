@@ -445,12 +445,10 @@ pub fn prefix_attention(
     let keep = |i: usize| mask.is_none_or(|m| !m[i]);
     let mut out = vec![0.0; len * d];
     for t in 0..len {
-        let mut max = f64::NEG_INFINITY;
-        for i in 0..=t {
-            if keep(i) && scores[i] > max {
-                max = scores[i];
-            }
-        }
+        let max = (0..=t)
+            .filter(|&i| keep(i))
+            .map(|i| scores[i])
+            .fold(f64::NEG_INFINITY, f64::max);
         if max == f64::NEG_INFINITY {
             continue;
         }
