@@ -1,0 +1,205 @@
+//! The numerical hazards of softmax attention as a recurrence, beyond the max trick:
+//! each test shows the failure of the naive form and that the form used here avoids it.
+//! `docs/aaren.md` ("Numerical instabilities") explains each one and cites these tests.
+
+#![allow(clippy::unwrap_used)]
+
+use attnkit::aaren::prefix_attention;
+use attnkit::verify::{AarenCompareSpec, compare_aaren_forms};
+use attnkit_kernels::aaren::{output, reset, update};
+use attnkit_kernels::rng::SplitMix64;
+use burn::prelude::*;
+use half::{bf16, f16};
+
+/// The recurrence with m_0 = 0 instead of −inf: with every score far below 0, each
+/// weight e^(s − 0) underflows to 0 and the output is 0/0.
+#[test]
+fn m0_zero_trap() {
+    let scores = [-1.0e4f32, -2.0e4];
+    let values = [3.0f32, 5.0];
+    let (mut m, mut c, mut a) = (0.0f32, 0.0f32, 0.0f32);
+    for (s, v) in scores.iter().zip(values) {
+        let m_new = m.max(*s);
+        let (alpha, beta) = ((m - m_new).exp(), (s - m_new).exp());
+        c = c * alpha + beta;
+        a = a * alpha + v * beta;
+        m = m_new;
+    }
+    assert!((a / c).is_nan(), "m_0 = 0 gives 0/0");
+    // m_0 = −inf: the first token sets m, its weight is e^0 = 1.
+    let mut state = [0.0f32; 3];
+    reset(&mut state);
+    for (s, v) in scores.iter().zip(values) {
+        update(&mut state, *s, &[v]);
+    }
+    let mut o = [0.0f32];
+    output(&state, &mut o);
+    assert_eq!(o, [3.0]);
+}
+
+/// Without a running maximum, e^s overflows f32 at s > 88.7 (inf/inf = NaN) and
+/// underflows below s < −103 (0/0 = NaN). The state (m, c, a) keeps every exponent ≤ 0.
+#[test]
+fn overflow_and_underflow_without_the_running_max() {
+    for scores in [[100.0f32, 101.0], [-200.0, -201.0]] {
+        let (c, a) = scores.iter().fold((0.0f32, 0.0f32), |(c, a), s| {
+            (c + s.exp(), a + 2.0 * s.exp())
+        });
+        assert!((a / c).is_nan(), "{scores:?}");
+        let mut state = [0.0f32; 3];
+        reset(&mut state);
+        for s in scores {
+            update(&mut state, s, &[2.0]);
+        }
+        let mut o = [0.0f32];
+        output(&state, &mut o);
+        assert_eq!(o, [2.0], "{scores:?}");
+    }
+}
+
+/// Combining two empty prefixes computes e^(−inf − (−inf)) = NaN unless guarded. The
+/// scan clamps the reference maximum, so fully padded sequences give zeros and finite
+/// gradients.
+#[test]
+fn neg_inf_minus_neg_inf() {
+    assert!((f32::NEG_INFINITY - f32::NEG_INFINITY).is_nan());
+    let device = Device::flex().autodiff();
+    let (b, h, l, d) = (2, 1, 5, 2);
+    let scores =
+        Tensor::<3>::random([b, h, l], burn::tensor::Distribution::Default, &device).require_grad();
+    let values = Tensor::<4>::random([b, h, l, d], burn::tensor::Distribution::Default, &device)
+        .require_grad();
+    // The first sequence is all padding; the second has padding around one token.
+    let pad = [true, true, true, true, true, true, true, false, true, true];
+    let mask = Tensor::<2, Bool>::from_data(TensorData::new(pad.to_vec(), [b, l]), &device);
+    let out = prefix_attention(scores.clone(), values.clone(), Some(&mask)).unwrap();
+    let o: Vec<f32> = out.clone().into_data().try_to_vec().unwrap();
+    assert!(o.iter().all(|x| x.is_finite()));
+    assert!(
+        o[..l * d].iter().all(|&x| x == 0.0),
+        "all-padded sequence gives zeros"
+    );
+    let grads = out.sum().backward();
+    for g in [
+        scores
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
+        values
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
+    ] {
+        assert!(g.iter().all(|x| x.is_finite()), "{g:?}");
+    }
+}
+
+/// o = a / c never divides by a tiny number: the token holding the maximum contributes
+/// e^0 = 1 exactly, so c ≥ 1 after any non-empty prefix, whatever the scores.
+#[test]
+fn division_is_never_catastrophic() {
+    let mut g = SplitMix64::new(17);
+    let mut state = [0.0f32; 3];
+    reset(&mut state);
+    for i in 0..100_000 {
+        let scale = [1e-3, 1.0, 1e2, 1e4][i % 4];
+        update(
+            &mut state,
+            (g.normal() * scale) as f32,
+            &[g.normal() as f32],
+        );
+        assert!(state[1] >= 1.0, "c = {} at step {i}", state[1]);
+    }
+}
+
+/// f16 overflows at 65504, so e^s without the max trick overflows for s > 11.1 (bf16
+/// shares f32's range: s > 88.7). With the max trick every exponent is ≤ 0: only
+/// underflow remains, and an underflowed weight is below 2^-24 of the largest.
+#[test]
+fn half_precision_ranges() {
+    assert!(f16::from_f32(12.0f32.exp()).is_infinite());
+    assert!(bf16::from_f32(89.0f32.exp()).is_infinite());
+    let mut g = SplitMix64::new(5);
+    let scores: Vec<f32> = (0..64).map(|_| (g.normal() * 30.0) as f32).collect();
+    let values: Vec<f32> = (0..64).map(|_| g.normal() as f32).collect();
+    // Every operation rounded to f16.
+    let r = |x: f32| f16::from_f32(x).to_f32();
+    let (mut m, mut c, mut a) = (f32::NEG_INFINITY, 0.0f32, 0.0f32);
+    let (mut exact_c, mut exact_a, mut exact_m) = (0.0f64, 0.0f64, f64::NEG_INFINITY);
+    for (s, v) in scores
+        .iter()
+        .map(|s| r(*s))
+        .zip(values.iter().map(|v| r(*v)))
+    {
+        let m_new = m.max(s);
+        let (alpha, beta) = (r((m - m_new).exp()), r((s - m_new).exp()));
+        c = r(r(c * alpha) + beta);
+        a = r(r(a * alpha) + r(v * beta));
+        m = m_new;
+        let em = exact_m.max(s as f64);
+        exact_c = exact_c * (exact_m - em).exp() + (s as f64 - em).exp();
+        exact_a = exact_a * (exact_m - em).exp() + v as f64 * (s as f64 - em).exp();
+        exact_m = em;
+        assert!(c.is_finite() && a.is_finite());
+    }
+    let err = (r(a / c) as f64 - exact_a / exact_c).abs();
+    assert!(err < 1e-2, "f16 state with the max trick: error {err}");
+    let naive = scores.iter().fold(0.0f32, |acc, s| r(acc + r(r(*s).exp())));
+    assert!(naive.is_infinite(), "f16 without the max trick overflows");
+}
+
+/// A low-precision state saturates: bf16 has an 8-bit significand, so once c reaches
+/// 256, c + 1 rounds back to 256 and later tokens stop counting. Keeping (m, c, a) in
+/// f32 while the tokens are bf16 (mixed precision) fixes it.
+#[test]
+fn low_precision_state_saturates() {
+    let n = 4096;
+    let r = |x: f32| bf16::from_f32(x).to_f32();
+    // Equal scores, values ramping from 0 to 1: the exact output is their mean, ~0.5.
+    let values: Vec<f32> = (0..n).map(|t| r(t as f32 / (n - 1) as f32)).collect();
+    let exact = values.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+    let (mut c16, mut a16) = (0.0f32, 0.0f32);
+    let mut state = [0.0f32; 3];
+    reset(&mut state);
+    for &v in &values {
+        c16 = r(c16 + 1.0);
+        a16 = r(a16 + v);
+        update(&mut state, 0.0, &[v]);
+    }
+    assert_eq!(c16, 256.0, "bf16 count saturates");
+    let bf16_err = (r(a16 / c16) as f64 - exact).abs();
+    let mut o = [0.0f32];
+    output(&state, &mut o);
+    let f32_err = (o[0] as f64 - exact).abs();
+    assert!(bf16_err > 0.1, "bf16 state error {bf16_err}");
+    assert!(f32_err < 1e-5, "f32 state error {f32_err}");
+}
+
+/// Accumulation order: the sequential cell adds each small term to a large running sum
+/// (losing its low bits every step); the scan adds partial sums of similar size in a
+/// tree, so its error grows like log L instead of L. Measured at 5·10^4 tokens.
+#[test]
+fn accumulation_order_in_the_scan() {
+    let r = compare_aaren_forms(
+        &Device::flex(),
+        AarenCompareSpec {
+            batch: 1,
+            heads: 2,
+            len: 50_000,
+            d_head: 4,
+            score_scale: 10.0,
+            seed: 1,
+        },
+    )
+    .unwrap();
+    let (par, it) = (
+        r.parallel_vs_reference.max_rel,
+        r.iterative_vs_reference.max_rel,
+    );
+    assert!(par * 2.0 < it, "parallel {par:e} vs iterative {it:e}");
+    assert!(r.compensated_vs_reference.max_rel * 2.0 < it);
+}
