@@ -618,6 +618,51 @@ mod tests {
         );
     }
 
+    /// Self-attention from the cell (AAREN-5): for each query q_i, run a fresh cell over
+    /// the keys k_1..k_i with scores q_i·k_j/√d; its output after token i is row i of
+    /// causal scaled dot-product attention.
+    #[test]
+    fn causal_self_attention_from_the_cell() {
+        use crate::reference::{SdpaOptions, SdpaShape, scaled_dot_product_attention};
+        const L: usize = 6;
+        const D: usize = 3;
+        let mut g = crate::rng::SplitMix64::new(21);
+        let mut draw = || -> [f64; L * D] { core::array::from_fn(|_| g.normal() * 2.0) };
+        let (q, k, v) = (draw(), draw(), draw());
+        let want = scaled_dot_product_attention(
+            &q,
+            &k,
+            &v,
+            SdpaShape {
+                batch: 1,
+                heads: 1,
+                len_q: L,
+                len_k: L,
+                d_k: D,
+                d_v: D,
+            },
+            SdpaOptions {
+                scale: None,
+                causal: true,
+                key_padding_mask: None,
+            },
+        )
+        .unwrap();
+        for i in 0..L {
+            let mut buf = [0.0f64; state_len(1, D)];
+            let mut cell = AarenStream::new(1, D, &mut buf).unwrap();
+            let mut out = [0.0f64; D];
+            for j in 0..=i {
+                let s = crate::real::dot(&q[i * D..(i + 1) * D], &k[j * D..(j + 1) * D])
+                    / crate::math::sqrt(D as f64);
+                cell.push(&[s], &v[j * D..(j + 1) * D], &mut out).unwrap();
+            }
+            for (o, w) in out.iter().zip(&want.output[i * D..(i + 1) * D]) {
+                assert!((o - w).abs() < 1e-12, "row {i}: {o} vs {w}");
+            }
+        }
+    }
+
     #[test]
     fn buffer_sizes_are_checked() {
         let mut buf = [0.0f32; 7];
