@@ -34,3 +34,8 @@ pub use error::{AttnError, Result};
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
+
+/// The Rust examples of `docs/aaren.md` run as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/aaren.md")]
+struct AarenDocDoctests;
