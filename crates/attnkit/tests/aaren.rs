@@ -216,3 +216,60 @@ fn forms_agree_at_long_lengths_and_extreme_scores() {
         assert!(r.iterative_vs_reference.max_rel <= 200.0 * eps, "{r:?}");
     }
 }
+
+#[test]
+fn encoder_stack_is_causal_and_round_trips_its_weights() {
+    use attnkit::aaren::AarenEncoderConfig;
+    use attnkit::store::{TensorStore, TorchWeights};
+    let device = Device::flex();
+    let (b, l, e) = (2, 9, 8);
+    let cfg = AarenEncoderConfig::new(e, 2)
+        .with_ff_dim(16)
+        .with_dropout(0.0)
+        .with_num_layers(2);
+    let enc = cfg.init(&device).unwrap();
+    let x = Tensor::<3>::random([b, l, e], burn::tensor::Distribution::Default, &device);
+    let y = host(enc.forward(x.clone(), None).unwrap());
+    // Changing token 5 changes nothing before it: every block is causal.
+    let bump = Tensor::<3>::zeros([b, l, e], &device)
+        .slice_assign([0..b, 5..6, 0..e], Tensor::ones([b, 1, e], &device));
+    let y2 = host(enc.forward(x.clone() + bump, None).unwrap());
+    let before = 5 * e;
+    assert_eq!(&y[..before], &y2[..before]);
+    assert_ne!(&y[before..before + e], &y2[before..before + e]);
+    // Saved under PyTorch-style names and loaded into a fresh stack: same outputs.
+    let mut store = TensorStore::new("encoder");
+    enc.save_weights(&mut store, "");
+    assert!(store.get("layers.1.aaren.query").is_some());
+    assert!(store.get("layers.0.norm2.bias").is_some());
+    let loaded = cfg.init(&device).unwrap().load_weights(&store, "").unwrap();
+    assert_eq!(host(loaded.forward(x, None).unwrap()), y);
+}
+
+/// The layer trains through the parallel scan: Adam learns the running mean of the
+/// tokens (uniform attention over the prefix) to a loss under 5% of where it started.
+#[test]
+fn layer_trains_through_the_scan() {
+    use burn::optim::{AdamConfig, GradientsParams};
+    let device = Device::flex().autodiff();
+    device.seed(4);
+    let (b, l, e) = (16, 12, 8);
+    let mut layer = AarenConfig::new(e, 2).init(&device).unwrap();
+    let mut optim = AdamConfig::new().init();
+    let mut losses = Vec::new();
+    for _ in 0..200 {
+        let x = Tensor::<3>::random([b, l, e], burn::tensor::Distribution::Default, &device);
+        let counts = Tensor::<1, Int>::arange(1..(l as i64 + 1), &device)
+            .float()
+            .reshape([1, l, 1]);
+        let target = x.clone().cumsum(1) / counts;
+        let loss = (layer.forward(x, None).unwrap() - target)
+            .powf_scalar(2.0)
+            .mean();
+        losses.push(loss.clone().into_scalar::<f32>() as f64);
+        let grads = GradientsParams::from_grads(loss.backward(), &layer);
+        layer = optim.step(1e-2, layer, grads);
+    }
+    let (first, last) = (losses[0], losses[losses.len() - 1]);
+    assert!(last < 0.05 * first, "loss {first} → {last}");
+}
