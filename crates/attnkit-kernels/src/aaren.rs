@@ -180,18 +180,7 @@ impl<'s, T: Real> AarenStream<'s, T> {
     /// A stream over `state`, which must hold exactly [`state_len`]`(heads, d_head)`
     /// numbers; it is reset to the empty prefix.
     pub fn new(heads: usize, d_head: usize, state: &'s mut [T]) -> Result<Self, KernelError> {
-        if heads == 0 || d_head == 0 {
-            return Err(KernelError::Invalid {
-                what: "heads, d_head",
-                why: "must be at least 1",
-            });
-        }
-        check_len("state", state, state_len(heads, d_head))?;
-        let mut s = Self {
-            heads,
-            d_head,
-            state,
-        };
+        let mut s = Self::resume(heads, d_head, state)?;
         s.reset();
         Ok(s)
     }

@@ -174,17 +174,7 @@ impl AarenCell {
         state: Option<AarenState>,
     ) -> Result<(Tensor<4>, AarenState)> {
         let [b, l, _] = x.dims();
-        let (s, v) = self.scores_values(x)?;
-        if let Some(mask) = mask {
-            check_shape(
-                "key_padding_mask",
-                &mask.dims(),
-                &[Some(b), Some(l)],
-                &["B", "L"],
-            )?;
-        }
-        let mut state = state.unwrap_or_else(|| self.empty_state(b));
-        self.check_state(&state, b)?;
+        let (s, v, mut state) = self.start(x, mask, state)?;
         let mut outputs = Vec::with_capacity(l);
         for t in 0..l {
             let mask_t = mask.map(|m| m.clone().narrow(1, t, 1).reshape([b]));
@@ -216,9 +206,7 @@ impl AarenCell {
         state: Option<AarenState>,
     ) -> Result<(Tensor<4>, AarenState)> {
         let [b, l, _] = x.dims();
-        let (s, v) = self.scores_values(x)?;
-        let state = state.unwrap_or_else(|| self.empty_state(b));
-        self.check_state(&state, b)?;
+        let (s, v, state) = self.start(x, mask, state)?;
         if l == 0 {
             let [_, h, d] = state.dims();
             return Ok((Tensor::zeros([b, h, 0, d], &s.device()), state));
@@ -239,13 +227,31 @@ impl AarenCell {
         last_output(s, v, mask)
     }
 
-    fn check_state(&self, state: &AarenState, batch: usize) -> Result<()> {
+    /// Scores, values and the starting state of a sequence, every shape checked.
+    fn start(
+        &self,
+        x: Tensor<3>,
+        mask: Option<&Tensor<2, Bool>>,
+        state: Option<AarenState>,
+    ) -> Result<(Tensor<3>, Tensor<4>, AarenState)> {
+        let [b, l, _] = x.dims();
+        let (s, v) = self.scores_values(x)?;
+        if let Some(mask) = mask {
+            check_shape(
+                "key_padding_mask",
+                &mask.dims(),
+                &[Some(b), Some(l)],
+                &["B", "L"],
+            )?;
+        }
+        let state = state.unwrap_or_else(|| self.empty_state(b));
         check_shape(
             "state",
             &state.dims(),
-            &[Some(batch), Some(self.num_heads), Some(self.d_head())],
+            &[Some(b), Some(self.num_heads), Some(self.d_head())],
             &["B", "H", "d"],
-        )
+        )?;
+        Ok((s, v, state))
     }
 }
 

@@ -53,24 +53,11 @@ impl ScanElements {
         values: Tensor<4>,
         mask: Option<&Tensor<2, Bool>>,
     ) -> Result<Self> {
-        let [b, h, l] = scores.dims();
-        check_shape(
-            "values",
-            &values.dims(),
-            &[Some(b), Some(h), Some(l), None],
-            &["B", "H", "L", "D"],
-        )?;
+        let mask = check_inputs(&scores, &values, mask)?;
         let fixed = scores.clone().detach();
         let mut w = (scores - fixed.clone()).exp();
         let mut m = fixed;
         if let Some(mask) = mask {
-            check_shape(
-                "key_padding_mask",
-                &mask.dims(),
-                &[Some(b), Some(l)],
-                &["B", "L"],
-            )?;
-            let mask = mask.clone().unsqueeze_dim::<3>(1).expand([b, h, l]);
             m = m.mask_fill(mask.clone(), f32::NEG_INFINITY);
             w = w.mask_fill(mask, 0.0);
         }
@@ -132,6 +119,32 @@ impl ScanElements {
     }
 }
 
+/// Checks scores `[B, H, L]`, values `[B, H, L, D]` and mask `[B, L]`; returns the mask
+/// expanded over the heads.
+fn check_inputs(
+    scores: &Tensor<3>,
+    values: &Tensor<4>,
+    mask: Option<&Tensor<2, Bool>>,
+) -> Result<Option<Tensor<3, Bool>>> {
+    let [b, h, l] = scores.dims();
+    check_shape(
+        "values",
+        &values.dims(),
+        &[Some(b), Some(h), Some(l), None],
+        &["B", "H", "L", "D"],
+    )?;
+    mask.map(|mask| {
+        check_shape(
+            "key_padding_mask",
+            &mask.dims(),
+            &[Some(b), Some(l)],
+            &["B", "L"],
+        )?;
+        Ok(mask.clone().unsqueeze_dim::<3>(1).expand([b, h, l]))
+    })
+    .transpose()
+}
+
 /// The inclusive prefix scan (Hillis–Steele): position t becomes x_1 ⊕ … ⊕ x_t.
 ///
 /// ⌈log₂ L⌉ steps of O(L) work each; every step is a few whole-tensor operations, so
@@ -175,30 +188,12 @@ pub fn last_output(
     values: Tensor<4>,
     mask: Option<&Tensor<2, Bool>>,
 ) -> Result<Tensor<3>> {
-    let [b, h, l] = scores.dims();
-    check_shape(
-        "values",
-        &values.dims(),
-        &[Some(b), Some(h), Some(l), None],
-        &["B", "H", "L", "D"],
-    )?;
-    if l == 0 {
+    if scores.dims()[2] == 0 {
         return Err(AttnError::Config(
             "the sequence must have at least one token, got L = 0".into(),
         ));
     }
-    let mask = match mask {
-        Some(mask) => {
-            check_shape(
-                "key_padding_mask",
-                &mask.dims(),
-                &[Some(b), Some(l)],
-                &["B", "L"],
-            )?;
-            Some(mask.clone().unsqueeze_dim::<3>(1).expand([b, h, l]))
-        }
-        None => None,
-    };
+    let mask = check_inputs(&scores, &values, mask)?;
     let weights = crate::attention::masked_softmax(scores, mask, 2);
     Ok((values * weights.unsqueeze_dim(3))
         .sum_dim(2)
