@@ -3,6 +3,7 @@
 mod aaren;
 mod forward;
 mod tour;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,8 @@ enum Command {
     Forward(forward::ForwardArgs),
     /// Attention as an RNN: compare its iterative and parallel forms.
     Aaren(aaren::AarenArgs),
+    /// Train a seed task (progress bar, checkpoints, --resume, --summary).
+    Train(train::TrainArgs),
 }
 
 fn main() {
@@ -30,6 +33,7 @@ fn main() {
         Command::Tour(args) => tour::run(args),
         Command::Forward(args) => forward::run(args),
         Command::Aaren(args) => aaren::run(args),
+        Command::Train(args) => train::run(args),
     };
     if let Err(e) = result {
         // One line: the context chain joined by ": ".

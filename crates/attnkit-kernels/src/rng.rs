@@ -21,6 +21,32 @@ impl SplitMix64 {
         }
     }
 
+    /// The generator's whole state: the counter and the normal kept from the last pair
+    /// (for checkpoints; [`restore`](Self::restore) continues the same stream).
+    pub fn snapshot(&self) -> (u64, Option<f64>) {
+        (self.state, self.spare_normal)
+    }
+
+    /// A generator continuing from a [`snapshot`](Self::snapshot).
+    pub fn restore(state: u64, spare_normal: Option<f64>) -> Self {
+        Self {
+            state,
+            spare_normal,
+        }
+    }
+
+    /// Uniform integer in `0..n` (`n` ≥ 1), by rejection so every value is equally likely.
+    pub fn below(&mut self, n: u64) -> u64 {
+        let n = n.max(1);
+        let zone = u64::MAX - u64::MAX % n;
+        loop {
+            let x = self.next_u64();
+            if x < zone {
+                return x % n;
+            }
+        }
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);

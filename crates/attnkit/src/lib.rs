@@ -26,6 +26,8 @@ pub mod error;
 pub mod layers;
 pub mod positional;
 pub mod store;
+pub mod tasks;
+pub mod train;
 pub mod verify;
 
 pub use error::{AttnError, Result};

@@ -5,12 +5,12 @@
 //! layout with its self-attention swapped for [`Aaren`]. Because every position only
 //! sees positions up to it, a stack of these blocks is causal and can run as a stream.
 
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Relu};
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
 use super::layer::{Aaren, AarenConfig, AarenMode};
 use crate::error::{AttnError, Result};
-use crate::layers::{TorchLinear, TorchLinearConfig, load_layer_norm, save_layer_norm};
+use crate::layers::{FeedForward, FeedForwardConfig, load_layer_norm, save_layer_norm};
 use crate::store::{TensorStore, TorchWeights};
 
 /// Configuration of [`AarenEncoderBlock`] and [`AarenEncoder`].
@@ -41,21 +41,19 @@ pub struct AarenEncoderConfig {
 
 /// Aaren + residual + LayerNorm, feed-forward + residual + LayerNorm.
 ///
-/// Names: `aaren.*` (as [`Aaren`]), `linear1.*`, `linear2.*`, `norm1.*`, `norm2.*`.
+/// Names: `aaren.*` (as [`Aaren`]), `linear1.*`, `linear2.*` (the feed-forward network),
+/// `norm1.*`, `norm2.*`.
 #[derive(Module, Debug)]
 pub struct AarenEncoderBlock {
     /// The token mixer.
     pub aaren: Aaren,
-    /// E → ff_dim.
-    pub linear1: TorchLinear,
-    /// ff_dim → E.
-    pub linear2: TorchLinear,
+    /// The feed-forward network (`linear1`, `linear2`).
+    pub ff: FeedForward,
     /// After the Aaren residual.
     pub norm1: LayerNorm,
     /// After the feed-forward residual.
     pub norm2: LayerNorm,
     dropout: Dropout,
-    activation: Relu,
 }
 
 impl AarenEncoderConfig {
@@ -72,8 +70,9 @@ impl AarenEncoderConfig {
             aaren: AarenConfig::new(e, self.num_heads)
                 .with_mode(self.mode)
                 .init(device)?,
-            linear1: TorchLinearConfig::new(e, self.ff_dim).init(device),
-            linear2: TorchLinearConfig::new(self.ff_dim, e).init(device),
+            ff: FeedForwardConfig::new(e, self.ff_dim)
+                .with_dropout(self.dropout)
+                .init(device)?,
             norm1: LayerNormConfig::new(e)
                 .with_epsilon(self.layer_norm_eps)
                 .init(device),
@@ -81,7 +80,6 @@ impl AarenEncoderConfig {
                 .with_epsilon(self.layer_norm_eps)
                 .init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
-            activation: Relu::new(),
         })
     }
 
@@ -108,10 +106,7 @@ impl AarenEncoderBlock {
     pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<2, Bool>>) -> Result<Tensor<3>> {
         let mixed = self.aaren.forward(x.clone(), mask)?;
         let y = self.norm1.forward(x + self.dropout.forward(mixed));
-        let hidden = self
-            .dropout
-            .forward(self.activation.forward(self.linear1.forward(y.clone())?));
-        let ff = self.linear2.forward(hidden)?;
+        let ff = self.ff.forward(y.clone())?;
         Ok(self.norm2.forward(y + self.dropout.forward(ff)))
     }
 }
@@ -120,25 +115,16 @@ impl TorchWeights for AarenEncoderBlock {
     fn load_weights(self, store: &TensorStore, prefix: &str) -> Result<Self> {
         Ok(Self {
             aaren: self.aaren.load_weights(store, &format!("{prefix}aaren."))?,
-            linear1: self
-                .linear1
-                .load_weights(store, &format!("{prefix}linear1."))?,
-            linear2: self
-                .linear2
-                .load_weights(store, &format!("{prefix}linear2."))?,
+            ff: self.ff.load_weights(store, prefix)?,
             norm1: load_layer_norm(self.norm1, store, &format!("{prefix}norm1."))?,
             norm2: load_layer_norm(self.norm2, store, &format!("{prefix}norm2."))?,
             dropout: self.dropout,
-            activation: self.activation,
         })
     }
 
     fn save_weights(&self, store: &mut TensorStore, prefix: &str) {
         self.aaren.save_weights(store, &format!("{prefix}aaren."));
-        self.linear1
-            .save_weights(store, &format!("{prefix}linear1."));
-        self.linear2
-            .save_weights(store, &format!("{prefix}linear2."));
+        self.ff.save_weights(store, prefix);
         save_layer_norm(&self.norm1, store, &format!("{prefix}norm1."));
         save_layer_norm(&self.norm2, store, &format!("{prefix}norm2."));
     }

@@ -8,6 +8,7 @@
 //! | [`heads`] | split / combine heads | `[B, L, E]` ↔ `[B, H, L, E/H]` |
 //! | [`multi_head`] | `nn.MultiheadAttention`, self and cross | `[B, Lq, E]`, `[B, Lk, E]` → `[B, Lq, E]` |
 //! | [`self_attention_block`] | MHA + residual + LayerNorm | `[B, L, E]` → `[B, L, E]` |
+//! | [`encoder_layer`] | Transformer encoder layer: MHA and feed-forward, each + residual + LayerNorm | `[B, L, E]` → `[B, L, E]` |
 //! | [`simplified`] | self-attention without Q/K/V projections | `[B, L, E]` → `[B, L, E]` |
 //! | [`external`] | two linear memories, double normalisation | `[B, N, d]` → `[B, N, d]` |
 //!
@@ -15,6 +16,7 @@
 //! fully masked rows give zeros, never NaN.
 
 pub mod additive;
+pub mod encoder_layer;
 pub mod external;
 pub mod heads;
 pub mod luong;
@@ -26,6 +28,7 @@ pub mod simplified;
 pub mod softmax;
 
 pub use additive::{AdditiveAttention, AdditiveAttentionConfig};
+pub use encoder_layer::{TransformerEncoderLayer, TransformerEncoderLayerConfig};
 pub use external::{ExternalAttention, ExternalAttentionConfig};
 pub use heads::{combine_heads, split_heads};
 pub use luong::{LuongAttention, LuongAttentionConfig, LuongOutput, LuongScore};

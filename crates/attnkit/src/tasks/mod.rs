@@ -1,0 +1,3 @@
+//! The seed tasks: data, models and training runs.
+
+pub mod counting;
