@@ -1,6 +1,7 @@
 //! `attnkit`: attention mechanisms, recurrent baselines and Attention as an RNN.
 
 mod aaren;
+mod chart;
 mod forward;
 mod tour;
 mod train;

@@ -14,7 +14,7 @@ use super::heads::{check_embedding, combine_heads, split_heads};
 use super::mask::AttentionMask;
 use super::scaled_dot_product::attend;
 use crate::error::{AttnError, Result, check_shape};
-use crate::layers::{TorchLinear, TorchLinearConfig};
+use crate::layers::TorchLinear;
 use crate::store::{TensorStore, TorchWeights, load_param};
 
 /// Configuration of [`MultiHeadAttention`].
@@ -98,13 +98,11 @@ impl MultiHeadAttentionConfig {
         let xavier = Initializer::XavierUniform { gain: 1.0 };
         let in_proj_weight = xavier.init_with([3 * e, e], Some(e), Some(3 * e), device);
         let in_proj_bias = self.bias.then(|| Initializer::Zeros.init([3 * e], device));
-        let out_proj = TorchLinearConfig::new(e, e)
-            .with_bias(self.bias)
-            .with_initializer(xavier)
-            .init(device);
+        // Xavier weight and zero bias; the bias is created as a parameter (not mapped from
+        // another), so it stays trainable.
         let out_proj = TorchLinear {
-            bias: out_proj.bias.map(|b| b.map(|t| t.zeros_like())),
-            weight: out_proj.weight,
+            weight: xavier.init_with([e, e], Some(e), Some(e), device),
+            bias: self.bias.then(|| Initializer::Zeros.init([e], device)),
         };
         Ok(MultiHeadAttention {
             in_proj_weight,

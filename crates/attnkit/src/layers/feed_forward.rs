@@ -72,15 +72,21 @@ impl FeedForward {
 impl TorchWeights for FeedForward {
     fn load_weights(self, store: &TensorStore, prefix: &str) -> Result<Self> {
         Ok(Self {
-            linear1: self.linear1.load_weights(store, &format!("{prefix}linear1."))?,
-            linear2: self.linear2.load_weights(store, &format!("{prefix}linear2."))?,
+            linear1: self
+                .linear1
+                .load_weights(store, &format!("{prefix}linear1."))?,
+            linear2: self
+                .linear2
+                .load_weights(store, &format!("{prefix}linear2."))?,
             dropout: self.dropout,
             activation: self.activation,
         })
     }
 
     fn save_weights(&self, store: &mut TensorStore, prefix: &str) {
-        self.linear1.save_weights(store, &format!("{prefix}linear1."));
-        self.linear2.save_weights(store, &format!("{prefix}linear2."));
+        self.linear1
+            .save_weights(store, &format!("{prefix}linear1."));
+        self.linear2
+            .save_weights(store, &format!("{prefix}linear2."));
     }
 }

@@ -24,7 +24,9 @@ use crate::attention::{
 use crate::error::{AttnError, Result};
 use crate::layers::{TorchLinear, TorchLinearConfig};
 use crate::positional::{LearnablePositionalEncoding, LearnablePositionalEncodingConfig};
-use crate::train::{Checkpoint, CheckpointHeader, Optimizer, OptimizerConfig, accuracy, cross_entropy};
+use crate::train::{
+    Checkpoint, CheckpointHeader, Optimizer, OptimizerConfig, accuracy, cross_entropy,
+};
 
 /// The token mixer of the encoder layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -245,6 +247,7 @@ impl CountTraining {
         let device = device.clone().autodiff();
         device.seed(config.seed);
         let model = CountingNet::new(&config, &device)?;
+        crate::train::materialize(&model);
         let optimizer = config.optimizer.init()?;
         Ok(Self {
             rng: SplitMix64::new(config.seed),
@@ -264,15 +267,20 @@ impl CountTraining {
         let ckpt = Checkpoint::load(path)?;
         ckpt.check_matches("count", &json!(config), path)?;
         let mut run = Self::new(config, device)?;
-        run.model = ckpt.load_model(run.model, path)?;
+        // Load into a plain-device model, then wrap it for training: parameters loaded
+        // straight into an autodiff model would not be tracked, and would silently stop
+        // learning.
+        let plain = CountingNet::new(&run.config, device)?;
+        run.model = ckpt.load_model(plain, path)?.train();
         run.optimizer = run.optimizer.load_state_bytes(ckpt.optimizer.clone())?;
         run.rng = SplitMix64::restore(ckpt.header.rng_state, ckpt.header.rng_spare);
         run.step = ckpt.header.step;
         let extra = &ckpt.header.extra;
-        run.history = serde_json::from_value(extra["history"].clone()).map_err(|e| AttnError::Format {
-            path: path.to_path_buf(),
-            why: format!("history in the header: {e}"),
-        })?;
+        run.history =
+            serde_json::from_value(extra["history"].clone()).map_err(|e| AttnError::Format {
+                path: path.to_path_buf(),
+                why: format!("history in the header: {e}"),
+            })?;
         let w = &extra["window"];
         run.window = (
             w[0].as_f64().unwrap_or(0.0),
@@ -423,7 +431,10 @@ mod tests {
         }
         // The seed's example: 1214211 → 3 ones, 1 two in 14211 → 2 (class 7).
         let row = [1i64, 2, 1, 4, 2, 1, 1];
-        let diff: i64 = row[2..].iter().map(|&d| i64::from(d == 1) - i64::from(d == 2)).sum();
+        let diff: i64 = row[2..]
+            .iter()
+            .map(|&d| i64::from(d == 1) - i64::from(d == 2))
+            .sum();
         assert_eq!(diff, 2);
     }
 }

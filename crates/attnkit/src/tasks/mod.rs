@@ -1,3 +1,4 @@
 //! The seed tasks: data, models and training runs.
 
 pub mod counting;
+pub mod pe_regression;

@@ -73,11 +73,7 @@ fn corrupt(path: &Path, why: impl Into<String>) -> AttnError {
 
 impl Checkpoint {
     /// A checkpoint of `model` and the given state.
-    pub fn new<M: Module>(
-        header: CheckpointHeader,
-        model: &M,
-        optimizer: Vec<u8>,
-    ) -> Result<Self> {
+    pub fn new<M: Module>(header: CheckpointHeader, model: &M, optimizer: Vec<u8>) -> Result<Self> {
         let model = model
             .clone()
             .into_record()
@@ -103,7 +99,8 @@ impl Checkpoint {
             what: "checkpoint header".into(),
             why: e.to_string(),
         })?;
-        let mut bytes = Vec::with_capacity(MAGIC.len() + json.len() + 1 + header.lengths.iter().sum::<usize>());
+        let mut bytes =
+            Vec::with_capacity(MAGIC.len() + json.len() + 1 + header.lengths.iter().sum::<usize>());
         bytes.extend_from_slice(MAGIC.as_bytes());
         bytes.extend_from_slice(json.as_bytes());
         bytes.push(b'\n');
@@ -144,7 +141,10 @@ impl Checkpoint {
         if sum != header.checksum {
             return Err(corrupt(
                 path,
-                format!("checksum {sum} does not match the header's {}", header.checksum),
+                format!(
+                    "checksum {sum} does not match the header's {}",
+                    header.checksum
+                ),
             ));
         }
         Ok(Self {
@@ -158,10 +158,12 @@ impl Checkpoint {
     pub fn load_model<M: Module>(&self, model: M, path: &Path) -> Result<M> {
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.model.clone()))
             .map_err(|e| corrupt(path, format!("model parameters: {e:?}")))?;
-        model.try_load_record(record).map_err(|e| AttnError::Format {
-            path: path.to_path_buf(),
-            why: format!("the checkpoint's model does not fit this model: {e:?}"),
-        })
+        model
+            .try_load_record(record)
+            .map_err(|e| AttnError::Format {
+                path: path.to_path_buf(),
+                why: format!("the checkpoint's model does not fit this model: {e:?}"),
+            })
     }
 
     /// Refuses a checkpoint of another task or configuration.

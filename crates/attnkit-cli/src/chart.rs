@@ -1,0 +1,130 @@
+//! Line charts as PNG (plotters, with a bundled DejaVu Sans so no system font is needed).
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, anyhow};
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+fn ensure_font() -> Result<()> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok =
+        *REGISTERED.get_or_init(|| register_font("sans-serif", FontStyle::Normal, FONT).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(anyhow!("cannot load the bundled font"))
+    }
+}
+
+/// One line of a chart.
+pub struct Series<'a> {
+    /// Legend label.
+    pub label: &'a str,
+    /// (x, y) points.
+    pub points: &'a [(f64, f64)],
+    /// Line colour.
+    pub color: RGBColor,
+}
+
+/// Writes a line chart with a title, axis labels and a legend to `path` (PNG, 900×540);
+/// `log_y` draws the y axis on a log scale. Written to a temporary file, then renamed.
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series<'_>],
+    log_y: bool,
+) -> Result<()> {
+    ensure_font()?;
+    let points = series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in points {
+        if !(x.is_finite() && y.is_finite()) || (log_y && y <= 0.0) {
+            continue;
+        }
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        return Err(anyhow!("{}: nothing to plot", path.display()));
+    }
+    if x0 == x1 {
+        x1 = x0 + 1.0;
+    }
+    if y0 == y1 {
+        y1 = y0 + 1.0;
+    }
+    // The encoder picks the format from the extension, so the temporary name ends in .png.
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.partial.png"));
+    {
+        let root = BitMapBackend::new(&tmp, (900, 540)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .caption(title, ("sans-serif", 24))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(80);
+        if log_y {
+            let mut chart = builder
+                .build_cartesian_2d(x0..x1, (y0 * 0.8..y1 * 1.25).log_scale())
+                .map_err(|e| anyhow!("{e:?}"))?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .y_label_formatter(&|v| format!("{v:.0e}"))
+                .draw()
+                .map_err(|e| anyhow!("{e:?}"))?;
+            draw_lines(&mut chart, series)?;
+        } else {
+            let pad = (y1 - y0) * 0.05;
+            let mut chart = builder
+                .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
+                .map_err(|e| anyhow!("{e:?}"))?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .draw()
+                .map_err(|e| anyhow!("{e:?}"))?;
+            draw_lines(&mut chart, series)?;
+        }
+        root.present().map_err(|e| anyhow!("{e:?}"))?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn draw_lines<'a, DB: DrawingBackend + 'a, CT: CoordTranslate<From = (f64, f64)>>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    series: &[Series<'_>],
+) -> Result<()> {
+    for s in series {
+        let style = ShapeStyle::from(&s.color).stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), style))
+            .map_err(|e| anyhow!("{e:?}"))?
+            .label(s.label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}
