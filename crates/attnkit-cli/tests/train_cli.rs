@@ -1,0 +1,142 @@
+//! `attnkit train` as a user runs it: summaries, charts, and interrupted runs resumed.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_attnkit"))
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("attnkit-train-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn count(out: &Path, steps: u64, extra: &[&str]) -> Value {
+    let summary = out.join("summary.json");
+    let r = bin()
+        .args([
+            "train",
+            "count",
+            "--seed",
+            "3",
+            "--log-every",
+            "10",
+            "--checkpoint-every",
+            "20",
+        ])
+        .args(["--eval-sequences", "500", "--steps", &steps.to_string()])
+        .arg("--out")
+        .arg(out)
+        .arg("--summary")
+        .arg(&summary)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap()
+}
+
+#[test]
+fn count_writes_a_summary_and_resumes_exactly() {
+    let straight_dir = scratch("straight");
+    let straight = count(&straight_dir, 40, &[]);
+    for key in [
+        "task",
+        "steps",
+        "seed",
+        "wall_seconds",
+        "eval_accuracy",
+        "final_train_loss",
+    ] {
+        assert!(!straight[key].is_null(), "summary lacks {key}: {straight}");
+    }
+    assert_eq!(straight["task"], "count");
+    assert_eq!(straight["steps"], 40);
+
+    // Interrupted after 20 steps, then resumed to 40.
+    let resumed_dir = scratch("resumed");
+    count(&resumed_dir, 20, &[]);
+    let resumed = count(&resumed_dir, 40, &["--resume"]);
+    for key in [
+        "steps",
+        "eval_accuracy",
+        "final_train_loss",
+        "final_val_accuracy",
+    ] {
+        assert_eq!(straight[key], resumed[key], "{key}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(straight_dir.join("count-history.csv")).unwrap(),
+        std::fs::read_to_string(resumed_dir.join("count-history.csv")).unwrap()
+    );
+}
+
+#[test]
+fn resume_refuses_missing_and_mismatched_checkpoints() {
+    let dir = scratch("refuse");
+    let r = bin()
+        .args(["train", "count", "--steps", "5", "--resume", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success());
+    assert!(err.contains("count.ckpt"), "{err}");
+
+    count(&dir, 10, &[]);
+    let r = bin()
+        .args([
+            "train", "count", "--steps", "20", "--resume", "--mixer", "aaren", "--seed", "3",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success());
+    assert!(err.contains("differs from this run"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn pe_regression_writes_a_chart_and_a_csv() {
+    let dir = scratch("pe");
+    let summary = dir.join("s.json");
+    let r = bin()
+        .args([
+            "train",
+            "pe-regression",
+            "--epochs",
+            "3",
+            "--samples",
+            "256",
+            "--out",
+        ])
+        .arg(&dir)
+        .arg("--summary")
+        .arg(&summary)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let png = std::fs::read(dir.join("pe-regression-loss.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let csv = std::fs::read_to_string(dir.join("pe-regression-loss.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
+    assert_eq!(s["task"], "pe-regression");
+    assert!(s["final_train_loss"].as_f64().unwrap() > 0.0);
+    assert!(s["final_val_loss"].as_f64().unwrap() < s["initial_val_loss"].as_f64().unwrap());
+    // No temporary file left behind.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("partial")), "{names:?}");
+}
