@@ -91,9 +91,21 @@ struct CountArgs {
     /// Held-out sequences for the final accuracy.
     #[arg(long, default_value_t = 10_000)]
     eval_sequences: usize,
-    /// Learning rate (seed: 0.005).
+    /// Learning rate (seed: 0.005 for SGD).
     #[arg(long, default_value_t = 0.005)]
     lr: f64,
+    /// Optimizer (seed: SGD with momentum 0.9).
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Sgd)]
+    optimizer: OptimizerArg,
+}
+
+/// Optimizer choice.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OptimizerArg {
+    /// SGD with momentum 0.9.
+    Sgd,
+    /// Adam (β 0.9, 0.999).
+    Adam,
 }
 
 #[derive(Args)]
@@ -161,9 +173,12 @@ fn count(args: CountArgs) -> Result<()> {
             MixerArg::Attention => Mixer::Attention,
             MixerArg::Aaren => Mixer::Aaren,
         },
-        optimizer: OptimizerConfig::Sgd {
-            lr: args.lr,
-            momentum: 0.9,
+        optimizer: match args.optimizer {
+            OptimizerArg::Sgd => OptimizerConfig::Sgd {
+                lr: args.lr,
+                momentum: 0.9,
+            },
+            OptimizerArg::Adam => OptimizerConfig::Adam { lr: args.lr },
         },
         seed: args.common.seed,
         ..CountConfig::default()
@@ -180,11 +195,17 @@ fn count(args: CountArgs) -> Result<()> {
         CountTraining::new(config, &device)?
     };
     let started = Instant::now();
+    let start_step = run.step();
     let bar = progress(args.steps, args.common.quiet);
     bar.set_position(run.step());
     let mut log_lines = Vec::new();
+    // Time in optimizer steps only (validation and checkpoints excluded), the number the
+    // PyTorch peer in bench/ reports.
+    let mut step_seconds = 0.0;
     while run.step() < args.steps {
+        let t = Instant::now();
         run.train_step()?;
+        step_seconds += t.elapsed().as_secs_f64();
         if run.step() % args.log_every == 0 {
             let l = run.log()?;
             bar.set_message(format!(
@@ -204,7 +225,7 @@ fn count(args: CountArgs) -> Result<()> {
     }
     run.save_checkpoint(&ckpt)?;
     bar.finish_and_clear();
-    let train_seconds = started.elapsed().as_secs_f64();
+    let train_seconds = step_seconds;
     let eval_accuracy = run.test_accuracy(args.eval_sequences)?;
     let wall_seconds = started.elapsed().as_secs_f64();
     let history = run.history();
@@ -217,31 +238,80 @@ fn count(args: CountArgs) -> Result<()> {
     }
     let csv_path = out.join("count-history.csv");
     write_atomically(&csv_path, csv.as_bytes())?;
+    let (all_accuracy, wrong) = run.exhaustive_accuracy(10)?;
     let first_99 = run.first_step_reaching(0.99);
+    let curve = |f: fn(&attnkit::tasks::counting::CountLog) -> f64| -> Vec<(f64, f64)> {
+        history.iter().map(|l| (l.step as f64, f(l))).collect()
+    };
+    let (train_acc, val_acc) = (curve(|l| l.train_accuracy), curve(|l| l.val_accuracy));
+    let png = out.join("count-accuracy.png");
+    if !history.is_empty() {
+        crate::chart::line_chart(
+            &png,
+            &format!(
+                "Counting task, {:?} encoder: accuracy during training (seed {})",
+                run.config().mixer,
+                run.config().seed
+            ),
+            "step",
+            "accuracy",
+            &[
+                crate::chart::Series {
+                    label: "training batches",
+                    points: &train_acc,
+                    color: plotters::style::RGBColor(31, 119, 180),
+                },
+                crate::chart::Series {
+                    label: "validation (2,000 sequences)",
+                    points: &val_acc,
+                    color: plotters::style::RGBColor(255, 127, 14),
+                },
+            ],
+            false,
+        )?;
+    }
     let last = history.last().copied();
     println!(
-        "count ({:?} mixer, seed {}): {} steps in {:.1}s ({:.1} steps/s); validation reached 99% at step {}; \
+        "count ({:?} mixer, seed {}): {} steps, {:.1}s in steps ({:.1} steps/s), {:.1}s in all; validation reached 99% at step {}; \
 eval accuracy {:.4} on {} held-out sequences",
         run.config().mixer,
         run.config().seed,
         run.step(),
         train_seconds,
-        run.step() as f64 / train_seconds.max(1e-9),
+        (run.step() - start_step) as f64 / train_seconds.max(1e-9),
+        started.elapsed().as_secs_f64(),
         first_99.map_or("never".to_string(), |s| s.to_string()),
         eval_accuracy,
         args.eval_sequences
     );
-    println!("files: {}, {}", ckpt.display(), csv_path.display());
+    println!(
+        "all {} possible sequences: accuracy {all_accuracy:.5}{}",
+        run.config().vocab.pow(run.config().seq_len as u32 + 2),
+        if wrong.is_empty() {
+            String::new()
+        } else {
+            format!("; e.g. wrong: {:?}", &wrong[..wrong.len().min(3)])
+        }
+    );
+    println!(
+        "files: {}, {}, {}",
+        ckpt.display(),
+        csv_path.display(),
+        png.display()
+    );
     if let Some(path) = &args.common.summary {
         write_summary(
             path,
             &json!({
                 "task": "count",
+                "all_sequences_accuracy": all_accuracy,
+                "wrong_examples": wrong,
                 "mixer": run.config().mixer,
                 "steps": run.step(),
                 "seed": run.config().seed,
                 "wall_seconds": wall_seconds,
                 "train_seconds": train_seconds,
+                "steps_this_run": run.step() - start_step,
                 "eval_accuracy": eval_accuracy,
                 "eval_sequences": args.eval_sequences,
                 "first_step_val_accuracy_99": first_99,

@@ -354,6 +354,71 @@ impl CountTraining {
         Ok(correct / n.max(1) as f64)
     }
 
+    /// Accuracy on every possible sequence (vocab^(seq_len + 2) of them: 279,936 for the
+    /// seed's task) and up to `keep` of the sequences it gets wrong.
+    pub fn exhaustive_accuracy(&self, keep: usize) -> Result<(f64, Vec<Vec<i64>>)> {
+        let c = &self.config;
+        let width = c.seq_len + 2;
+        let total = (c.vocab as u64)
+            .checked_pow(width as u32)
+            .filter(|&n| n <= 50_000_000)
+            .ok_or_else(|| {
+                AttnError::Config(format!(
+                    "{}^{width} sequences are too many to enumerate",
+                    c.vocab
+                ))
+            })? as usize;
+        let mut correct = 0usize;
+        let mut wrong = Vec::new();
+        let mut start = 0usize;
+        while start < total {
+            let b = (total - start).min(4096);
+            let mut tokens = Vec::with_capacity(b * width);
+            let mut labels = Vec::with_capacity(b);
+            for index in start..start + b {
+                let mut rest = index;
+                let row: Vec<i64> = (0..width)
+                    .map(|_| {
+                        let d = (rest % c.vocab) as i64;
+                        rest /= c.vocab;
+                        d
+                    })
+                    .collect();
+                let diff: i64 = row[2..]
+                    .iter()
+                    .map(|&d| i64::from(d == row[0]) - i64::from(d == row[1]))
+                    .sum();
+                labels.push(diff + c.seq_len as i64);
+                tokens.extend_from_slice(&row);
+            }
+            let t = Tensor::<2, Int>::from_data(
+                TensorData::new(tokens.clone(), [b, width]),
+                &self.device,
+            );
+            let predicted: Vec<i64> = self
+                .model
+                .forward(t)?
+                .detach()
+                .argmax(1)
+                .into_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()
+                .map_err(|e| AttnError::Value {
+                    what: "predictions".into(),
+                    why: format!("{e:?}"),
+                })?;
+            for (i, (p, l)) in predicted.iter().zip(&labels).enumerate() {
+                if p == l {
+                    correct += 1;
+                } else if wrong.len() < keep {
+                    wrong.push(tokens[i * width..(i + 1) * width].to_vec());
+                }
+            }
+            start += b;
+        }
+        Ok((correct as f64 / total as f64, wrong))
+    }
+
     /// Accuracy on the run's fixed validation sequences (2,000, disjoint from training).
     pub fn validation_accuracy(&self) -> Result<f64> {
         self.accuracy_on(2_000, self.config.seed ^ VALIDATION_SALT)
