@@ -227,7 +227,6 @@ fn count(args: CountArgs) -> Result<()> {
     bar.finish_and_clear();
     let train_seconds = step_seconds;
     let eval_accuracy = run.test_accuracy(args.eval_sequences)?;
-    let wall_seconds = started.elapsed().as_secs_f64();
     let history = run.history();
     let mut csv = String::from("step,train_loss,train_accuracy,val_accuracy\n");
     for l in history {
@@ -239,6 +238,7 @@ fn count(args: CountArgs) -> Result<()> {
     let csv_path = out.join("count-history.csv");
     write_atomically(&csv_path, csv.as_bytes())?;
     let (all_accuracy, wrong) = run.exhaustive_accuracy(10)?;
+    let wall_seconds = started.elapsed().as_secs_f64();
     let first_99 = run.first_step_reaching(0.99);
     let curve = |f: fn(&attnkit::tasks::counting::CountLog) -> f64| -> Vec<(f64, f64)> {
         history.iter().map(|l| (l.step as f64, f(l))).collect()

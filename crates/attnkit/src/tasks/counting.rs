@@ -333,21 +333,27 @@ impl CountTraining {
         Ok((loss_value, acc))
     }
 
+    /// The model without autodiff tracking, and its device, for evaluation.
+    fn inference_model(&self) -> (CountingNet, Device) {
+        let model = self.model.valid();
+        let device = model.query.val().device();
+        (model, device)
+    }
+
     /// Accuracy on `n` sequences drawn from a generator seeded with `seed`.
     pub fn accuracy_on(&self, n: usize, seed: u64) -> Result<f64> {
         let c = &self.config;
+        let (model, device) = self.inference_model();
         let mut rng = SplitMix64::new(seed);
         let mut correct = 0.0;
         let mut left = n;
         while left > 0 {
             let b = left.min(1000);
             let (tokens, labels) = sample_batch(&mut rng, b, c.seq_len, c.vocab);
-            let tokens = Tensor::<2, Int>::from_data(
-                TensorData::new(tokens, [b, c.seq_len + 2]),
-                &self.device,
-            );
-            let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), &self.device);
-            let logits = self.model.forward(tokens)?.detach();
+            let tokens =
+                Tensor::<2, Int>::from_data(TensorData::new(tokens, [b, c.seq_len + 2]), &device);
+            let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), &device);
+            let logits = model.forward(tokens)?;
             correct += accuracy(logits, labels) * b as f64;
             left -= b;
         }
@@ -368,6 +374,7 @@ impl CountTraining {
                     c.vocab
                 ))
             })? as usize;
+        let (model, device) = self.inference_model();
         let mut correct = 0usize;
         let mut wrong = Vec::new();
         let mut start = 0usize;
@@ -393,10 +400,9 @@ impl CountTraining {
             }
             let t = Tensor::<2, Int>::from_data(
                 TensorData::new(tokens.clone(), [b, width]),
-                &self.device,
+                &device,
             );
-            let predicted: Vec<i64> = self
-                .model
+            let predicted: Vec<i64> = model
                 .forward(t)?
                 .detach()
                 .argmax(1)
