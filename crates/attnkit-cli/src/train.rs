@@ -120,7 +120,7 @@ Example:
 struct PeArgs {
     #[command(flatten)]
     common: Common,
-    /// Passes over the training split.
+    /// Passes over the training split (a checkpoint is saved after each).
     #[arg(long, default_value_t = 60)]
     epochs: usize,
     /// Adam learning rate (seed: 1e-4).
@@ -331,9 +331,6 @@ fn pe_regression(args: PeArgs) -> Result<()> {
     if args.epochs == 0 {
         bail!("--epochs must be at least 1");
     }
-    if args.common.resume {
-        bail!("--resume: pe-regression runs in seconds and keeps no checkpoint; run it again");
-    }
     let config = PeRegressionConfig {
         samples: args.samples,
         optimizer: OptimizerConfig::Adam { lr: args.lr },
@@ -344,15 +341,29 @@ fn pe_regression(args: PeArgs) -> Result<()> {
     let out = &args.common.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create `{}`", out.display()))?;
     let started = Instant::now();
-    let mut run = PeRegressionTraining::new(config, &Device::flex())?;
-    let initial_val = run.validation_loss()?;
+    let ckpt = out.join("pe-regression.ckpt");
+    let mut run = if args.common.resume {
+        let r = PeRegressionTraining::resume(config.clone(), &ckpt, &Device::flex())?;
+        eprintln!(
+            "resumed {} after epoch {}",
+            ckpt.display(),
+            r.history().len()
+        );
+        r
+    } else {
+        PeRegressionTraining::new(config.clone(), &Device::flex())?
+    };
+    // The loss before any training, from a fresh model of the same seed.
+    let initial_val = PeRegressionTraining::new(config, &Device::flex())?.validation_loss()?;
     let bar = progress(args.epochs as u64, args.common.quiet);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} epochs {msg} [{elapsed} < {eta}]")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    for _ in 0..args.epochs {
+    bar.set_position(run.history().len() as u64);
+    while run.history().len() < args.epochs {
         let e = run.epoch()?;
+        run.save_checkpoint(&ckpt)?;
         bar.set_message(format!("train {:.4} val {:.4}", e.train_loss, e.val_loss));
         bar.inc(1);
     }
@@ -419,7 +430,12 @@ fn pe_regression(args: PeArgs) -> Result<()> {
         last.map_or(f64::NAN, |e| e.val_loss),
         last.map_or(f64::NAN, |e| e.train_loss),
     );
-    println!("files: {}, {}", png.display(), csv_path.display());
+    println!(
+        "files: {}, {}, {}",
+        png.display(),
+        csv_path.display(),
+        ckpt.display()
+    );
     if let Some(path) = &args.common.summary {
         write_summary(
             path,
@@ -436,6 +452,7 @@ fn pe_regression(args: PeArgs) -> Result<()> {
                 "config": run.config(),
                 "chart": png,
                 "csv": csv_path,
+                "checkpoint": ckpt,
             }),
         )?;
     }

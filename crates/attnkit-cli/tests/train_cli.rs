@@ -140,3 +140,45 @@ fn pe_regression_writes_a_chart_and_a_csv() {
         .collect();
     assert!(names.iter().all(|n| !n.contains("partial")), "{names:?}");
 }
+
+#[test]
+fn pe_regression_resumes_exactly() {
+    let run = |dir: &Path, epochs: &str, resume: bool| -> Value {
+        let summary = dir.join("s.json");
+        let mut cmd = bin();
+        cmd.args([
+            "train",
+            "pe-regression",
+            "--samples",
+            "200",
+            "--epochs",
+            epochs,
+            "--out",
+        ])
+        .arg(dir)
+        .arg("--summary")
+        .arg(&summary);
+        if resume {
+            cmd.arg("--resume");
+        }
+        let r = cmd.output().unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap()
+    };
+    let (a, b) = (scratch("pe-straight"), scratch("pe-resumed"));
+    let straight = run(&a, "4", false);
+    run(&b, "2", false);
+    let resumed = run(&b, "4", true);
+    for key in [
+        "steps",
+        "final_train_loss",
+        "final_val_loss",
+        "initial_val_loss",
+    ] {
+        assert_eq!(straight[key], resumed[key], "{key}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(a.join("pe-regression-loss.csv")).unwrap(),
+        std::fs::read_to_string(b.join("pe-regression-loss.csv")).unwrap()
+    );
+}

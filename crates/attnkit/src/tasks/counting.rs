@@ -398,10 +398,8 @@ impl CountTraining {
                 labels.push(diff + c.seq_len as i64);
                 tokens.extend_from_slice(&row);
             }
-            let t = Tensor::<2, Int>::from_data(
-                TensorData::new(tokens.clone(), [b, width]),
-                &device,
-            );
+            let t =
+                Tensor::<2, Int>::from_data(TensorData::new(tokens.clone(), [b, width]), &device);
             let predicted: Vec<i64> = model
                 .forward(t)?
                 .detach()

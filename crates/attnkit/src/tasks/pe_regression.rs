@@ -19,7 +19,11 @@ use crate::attention::{AttentionMask, MultiHeadAttention, MultiHeadAttentionConf
 use crate::error::{AttnError, Result};
 use crate::layers::{TorchLinear, TorchLinearConfig};
 use crate::positional::{LearnablePositionalEncoding, LearnablePositionalEncodingConfig};
-use crate::train::{Optimizer, OptimizerConfig, mse};
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::train::{Checkpoint, CheckpointHeader, Optimizer, OptimizerConfig, mse};
 
 /// Everything that defines a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,6 +202,43 @@ impl PeRegressionTraining {
             history: Vec::new(),
             steps: 0,
         })
+    }
+
+    /// Continues the run saved at `path` (a checkpoint of this task and of exactly
+    /// `config`): the data and split are rebuilt from the seed, the rest is restored.
+    pub fn resume(config: PeRegressionConfig, path: &Path, device: &Device) -> Result<Self> {
+        let ckpt = Checkpoint::load(path)?;
+        ckpt.check_matches("pe-regression", &json!(config), path)?;
+        let mut run = Self::new(config, device)?;
+        let plain = PeRegressionModel::new(&run.config, device)?;
+        run.model = ckpt.load_model(plain, path)?.train();
+        run.optimizer = run.optimizer.load_state_bytes(ckpt.optimizer.clone())?;
+        run.rng = SplitMix64::restore(ckpt.header.rng_state, ckpt.header.rng_spare);
+        run.steps = ckpt.header.step;
+        run.history =
+            serde_json::from_value(ckpt.header.extra["history"].clone()).map_err(|e| {
+                AttnError::Format {
+                    path: path.to_path_buf(),
+                    why: format!("history in the header: {e}"),
+                }
+            })?;
+        Ok(run)
+    }
+
+    /// Saves everything needed to continue exactly (atomically).
+    pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
+        let (state, spare) = self.rng.snapshot();
+        let header = CheckpointHeader {
+            task: "pe-regression".into(),
+            config: json!(self.config),
+            step: self.steps,
+            rng_state: state,
+            rng_spare: spare,
+            extra: json!({ "history": self.history }),
+            lengths: [0, 0],
+            checksum: String::new(),
+        };
+        Checkpoint::new(header, &self.model, self.optimizer.state_bytes()?)?.save(path)
     }
 
     /// The run's configuration.
