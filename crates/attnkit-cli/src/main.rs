@@ -1,6 +1,7 @@
 //! `attnkit`: attention mechanisms, recurrent baselines and Attention as an RNN.
 
 mod aaren;
+mod bench;
 mod chart;
 mod forward;
 mod tour;
@@ -26,6 +27,8 @@ enum Command {
     Aaren(aaren::AarenArgs),
     /// Train a seed task (progress bar, checkpoints, --resume, --summary).
     Train(train::TrainArgs),
+    /// Time one workload (the benchmark contract; --json for machines).
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -35,6 +38,7 @@ fn main() {
         Command::Forward(args) => forward::run(args),
         Command::Aaren(args) => aaren::run(args),
         Command::Train(args) => train::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     if let Err(e) = result {
         // One line: the context chain joined by ": ".

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""PyTorch peers of `attnkit bench` (SPEC section 10): the same workloads and shapes, the
+same JSON object. CPU, `torch.set_num_threads(--threads)`.
+
+  python bench/peer_pytorch.py mha-forward --batch 4 --heads 8 --len 512 --embed 512 --threads 2
+
+Workloads: mha-forward, mha-train-step (forward, MSE backward, Adam step), aaren-parallel
+(the same Hillis-Steele scan written with torch ops), aaren-iterative (the cell, one token
+at a time), kv-cache-decode (one decoding step with --len cached tokens), count-train
+(one SGD step of the counting task).
+"""
+import argparse
+import json
+import math
+import resource
+import time
+
+import torch
+import torch.nn as nn
+
+
+def timed(runs, fn):
+    fn()
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1e3)
+    return out
+
+
+def aaren_scan(s, v):
+    """All prefix outputs of softmax attention with one query: s [B,H,L], v [B,H,L,D]."""
+    m, w, u = s, torch.ones_like(s), v
+    L = s.shape[-1]
+    off = 1
+    while off < L:
+        ma, wa, ua = m[..., :-off], w[..., :-off], u[..., :-off, :]
+        mb, wb, ub = m[..., off:], w[..., off:], u[..., off:, :]
+        M = torch.maximum(ma, mb)
+        a, b = torch.exp(ma - M), torch.exp(mb - M)
+        m = torch.cat([m[..., :off], M], -1)
+        w = torch.cat([w[..., :off], wa * a + wb * b], -1)
+        u = torch.cat([u[..., :off, :], ua * a[..., None] + ub * b[..., None]], -2)
+        off *= 2
+    return u / w[..., None]
+
+
+class Aaren(nn.Module):
+    def __init__(self, E, H, iterative):
+        super().__init__()
+        self.E, self.H, self.iterative = E, H, iterative
+        self.query = nn.Parameter(torch.randn(E))
+        self.in_proj = nn.Linear(E, 3 * E)
+        self.out_proj = nn.Linear(E, E)
+
+    def forward(self, x):
+        B, L, E = x.shape
+        H, d = self.H, E // self.H
+        W, b = self.in_proj.weight, self.in_proj.bias
+        q = (W[:E] @ self.query + b[:E]).view(H, d)
+        k = (x @ W[E:2 * E].T + b[E:2 * E]).view(B, L, H, d).transpose(1, 2)
+        v = (x @ W[2 * E:].T + b[2 * E:]).view(B, L, H, d).transpose(1, 2)
+        s = (k * q[None, :, None, :]).sum(-1) / math.sqrt(d)
+        if not self.iterative:
+            o = aaren_scan(s, v)
+        else:
+            m = torch.full((B, H), -math.inf)
+            c = torch.zeros(B, H)
+            a = torch.zeros(B, H, d)
+            outs = []
+            for t in range(L):
+                st = s[..., t]
+                mn = torch.maximum(m, st)
+                al, be = torch.exp(m - mn), torch.exp(st - mn)
+                c = c * al + be
+                a = a * al[..., None] + v[:, :, t] * be[..., None]
+                m = mn
+                outs.append(a / c[..., None])
+            o = torch.stack(outs, 2)
+        return self.out_proj(o.transpose(1, 2).reshape(B, L, E))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("workload")
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--len", type=int, default=512)
+    ap.add_argument("--embed", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--runs", type=int, default=10)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    B, H, L, E = a.batch, a.heads, a.len, a.embed
+    shape = {"batch": B, "heads": H, "len": L, "embed": E}
+    extra = {}
+    if a.workload == "mha-forward":
+        mha = nn.MultiheadAttention(E, H, batch_first=True)
+        x = torch.rand(B, L, E)
+        with torch.no_grad():
+            times = timed(a.runs, lambda: mha(x, x, x, need_weights=True))
+    elif a.workload == "mha-train-step":
+        mha = nn.MultiheadAttention(E, H, batch_first=True)
+        opt = torch.optim.Adam(mha.parameters(), lr=1e-4)
+        x, y = torch.rand(B, L, E), torch.rand(B, L, E)
+
+        def step():
+            opt.zero_grad()
+            loss = ((mha(x, x, x, need_weights=True)[0] - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+        times = timed(a.runs, step)
+    elif a.workload in ("aaren-parallel", "aaren-iterative"):
+        layer = Aaren(E, H, a.workload == "aaren-iterative")
+        x = torch.rand(B, L, E)
+        with torch.no_grad():
+            times = timed(a.runs, lambda: layer(x))
+    elif a.workload == "kv-cache-decode":
+        mha = nn.MultiheadAttention(E, H, batch_first=True)
+        cache_k = torch.rand(1, L - 1, E)
+        cache_v = torch.rand(1, L - 1, E)
+        x = torch.rand(1, 1, E)
+        W, b = mha.in_proj_weight, mha.in_proj_bias
+        d = E // H
+
+        def step():
+            nonlocal cache_k, cache_v
+            qkv = x @ W.T + b
+            q, k, v = qkv.split(E, -1)
+            cache_k = torch.cat([cache_k, k], 1)
+            cache_v = torch.cat([cache_v, v], 1)
+            qh = q.view(1, 1, H, d).transpose(1, 2)
+            kh = cache_k.view(1, -1, H, d).transpose(1, 2)
+            vh = cache_v.view(1, -1, H, d).transpose(1, 2)
+            o = torch.softmax(qh @ kh.transpose(-1, -2) / math.sqrt(d), -1) @ vh
+            return mha.out_proj(o.transpose(1, 2).reshape(1, 1, E))
+        with torch.no_grad():
+            times = timed(a.runs, step)
+        extra["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        shape = {"batch": 1, "heads": H, "len": L, "embed": E}
+    elif a.workload == "count-train":
+        import importlib.util
+        import pathlib
+        spec = importlib.util.spec_from_file_location(
+            "count", pathlib.Path(__file__).with_name("count_train_pytorch.py"))
+        count = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(count)
+        net = count.Net()
+        opt = torch.optim.SGD(net.parameters(), lr=0.005, momentum=0.9)
+        gen = torch.Generator().manual_seed(0)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step():
+            x, y = count.sample(64, gen)
+            opt.zero_grad()
+            loss_fn(net(x), y).backward()
+            opt.step()
+        times = timed(a.runs, step)
+        shape = {"batch": 64, "len": 7, "embed": 64, "heads": 4}
+    else:
+        raise SystemExit(f"unknown workload {a.workload}")
+    times.sort()
+    print(json.dumps({
+        "workload": a.workload, "shape": shape, "threads": a.threads, "runs": a.runs,
+        "median_ms": times[len(times) // 2], "min_ms": times[0], "max_ms": times[-1],
+        "framework": f"torch {torch.__version__}", **extra,
+    }))
+
+
+if __name__ == "__main__":
+    main()

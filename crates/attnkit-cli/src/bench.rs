@@ -1,0 +1,244 @@
+//! `attnkit bench`: one workload timed after a warm-up (SPEC §10).
+
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use attnkit::aaren::{AarenConfig, AarenMode, TokenStream};
+use attnkit::attention::{AttentionMask, MultiHeadAttentionConfig};
+use attnkit::tasks::counting::{CountConfig, CountTraining};
+use attnkit::train::{OptimizerConfig, materialize, mse};
+use attnkit_kernels::kv_cache::KvCacheDecoder;
+use burn::prelude::*;
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+/// The workloads of SPEC §10.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Workload {
+    /// Multi-head self-attention forward, [B, L, E].
+    MhaForward,
+    /// MHA forward, MSE backward and an Adam step.
+    MhaTrainStep,
+    /// The Aaren layer over [B, L, E] by the parallel scan.
+    AarenParallel,
+    /// The Aaren layer by the iterative cell (one tensor step per token).
+    AarenIterative,
+    /// One token through the kernel stream after --len tokens; ms per token.
+    AarenStream,
+    /// One decoding step of KV-cache attention with --len cached tokens; ms per token.
+    KvCacheDecode,
+    /// One optimizer step of the counting task (the median's inverse is steps/s).
+    CountTrain,
+}
+
+/// Arguments of `attnkit bench`.
+#[derive(Args)]
+#[command(
+    after_help = "Prints the median, min and max milliseconds of --runs timed runs after one \
+warm-up; with --json one object: {workload, shape, threads, runs, median_ms, min_ms, max_ms} \
+(plus peak_rss_bytes for aaren-stream and kv-cache-decode). Defaults: B 4, H 8, L 512, E 512. \
+Peers in PyTorch: bench/peer_pytorch.py; both side by side: bench/compare.sh.
+
+Examples:
+  attnkit bench mha-forward --threads 2 --json
+  attnkit bench aaren-stream --len 1000000 --embed 64 --heads 4 --json"
+)]
+pub struct BenchArgs {
+    /// What to time.
+    #[arg(value_enum)]
+    workload: Workload,
+    /// Batch B.
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Heads H.
+    #[arg(long, default_value_t = 8)]
+    heads: usize,
+    /// Sequence length L (tokens seen, for the decoding workloads).
+    #[arg(long, default_value_t = 512)]
+    len: usize,
+    /// Embedding width E.
+    #[arg(long, default_value_t = 512)]
+    embed: usize,
+    /// Threads of the compute pool (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Timed runs.
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn time_runs(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+    f()?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(times)
+}
+
+/// Forces a lazily evaluated result to be computed.
+fn sync<const D: usize>(t: Tensor<D>) {
+    let _ = t.into_data();
+}
+
+/// Peak resident memory of this process (Linux), in bytes.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let (b, h, l, e) = (args.batch, args.heads, args.len, args.embed);
+    if b == 0 || h == 0 || l == 0 || e == 0 || e % h != 0 || args.runs == 0 {
+        bail!(
+            "need B, H, L, E, --runs >= 1 and H dividing E; got B {b}, H {h}, L {l}, E {e}, runs {}",
+            args.runs
+        );
+    }
+    let threads = match args.threads {
+        Some(t) => {
+            if t == 0 {
+                bail!("--threads must be at least 1");
+            }
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build_global()
+                .map_err(|e| anyhow::anyhow!("cannot size the thread pool: {e}"))?;
+            t
+        }
+        None => rayon::current_num_threads(),
+    };
+    let device = Device::flex();
+    let mut peak = None;
+    let times = match args.workload {
+        Workload::MhaForward => {
+            let mha = MultiHeadAttentionConfig::new(e, h).init(&device)?;
+            let x = Tensor::<3>::random([b, l, e], burn::tensor::Distribution::Default, &device);
+            time_runs(args.runs, || {
+                sync(mha.forward_self(x.clone(), &AttentionMask::none())?.output);
+                Ok(())
+            })?
+        }
+        Workload::MhaTrainStep => {
+            let ad = device.clone().autodiff();
+            let mut mha = MultiHeadAttentionConfig::new(e, h).init(&ad)?;
+            materialize(&mha);
+            let mut optim = OptimizerConfig::Adam { lr: 1e-4 }.init()?;
+            let x = Tensor::<3>::random([b, l, e], burn::tensor::Distribution::Default, &ad);
+            let y = Tensor::<3>::random([b, l, e], burn::tensor::Distribution::Default, &ad);
+            time_runs(args.runs, || {
+                let out = mha.forward_self(x.clone(), &AttentionMask::none())?.output;
+                let loss = mse(out, y.clone())?;
+                mha = optim.step(mha.clone(), loss);
+                sync(mha.in_proj_weight.val());
+                Ok(())
+            })?
+        }
+        Workload::AarenParallel | Workload::AarenIterative => {
+            let mode = if args.workload == Workload::AarenParallel {
+                AarenMode::Parallel
+            } else {
+                AarenMode::Iterative
+            };
+            let layer = AarenConfig::new(e, h).with_mode(mode).init(&device)?;
+            let x = Tensor::<3>::random([b, l, e], burn::tensor::Distribution::Default, &device);
+            time_runs(args.runs, || {
+                sync(layer.forward(x.clone(), None)?);
+                Ok(())
+            })?
+        }
+        Workload::AarenStream => {
+            let layer = AarenConfig::new(e, h).init(&device)?;
+            let mut stream = TokenStream::<f32>::new(&layer)?;
+            let token: Vec<f32> = (0..e).map(|i| (i as f32 * 0.37).sin()).collect();
+            for _ in 0..l {
+                stream.push(&token, false)?;
+            }
+            let per_run = 1000;
+            let times = time_runs(args.runs, || {
+                for _ in 0..per_run {
+                    stream.push(&token, false)?;
+                }
+                Ok(())
+            })?;
+            peak = peak_rss_bytes();
+            times.into_iter().map(|t| t / per_run as f64).collect()
+        }
+        Workload::KvCacheDecode => {
+            let w = |n: usize, s: f32| -> Vec<f32> {
+                (0..n).map(|i| (i as f32 * 0.11).sin() * s).collect()
+            };
+            let scale = 1.0 / (e as f32).sqrt();
+            let mut dec = KvCacheDecoder::new(
+                e,
+                h,
+                &w(3 * e * e, scale),
+                &w(3 * e, 0.1),
+                &w(e * e, scale),
+                &w(e, 0.1),
+            )?;
+            let (k, v) = (w(e, 0.5), w(e, 0.25));
+            for _ in 0..l.saturating_sub(1) {
+                dec.push_cached(&k, &v)?;
+            }
+            let token = w(e, 1.0);
+            let mut out = vec![0.0f32; e];
+            let times = time_runs(args.runs, || {
+                dec.step(&token, &mut out)?;
+                Ok(())
+            })?;
+            peak = peak_rss_bytes();
+            times
+        }
+        Workload::CountTrain => {
+            let mut run = CountTraining::new(CountConfig::default(), &device)?;
+            time_runs(args.runs, || {
+                run.train_step()?;
+                Ok(())
+            })?
+        }
+    };
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let (min, max) = (sorted[0], sorted[sorted.len() - 1]);
+    let name = args
+        .workload
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default();
+    let shape = match args.workload {
+        Workload::CountTrain => json!({"batch": 64, "len": 7, "embed": 64, "heads": 4}),
+        Workload::AarenStream | Workload::KvCacheDecode => {
+            json!({"batch": 1, "heads": h, "len": l, "embed": e})
+        }
+        _ => json!({"batch": b, "heads": h, "len": l, "embed": e}),
+    };
+    if args.json {
+        let mut doc = json!({
+            "workload": name, "shape": shape, "threads": threads, "runs": args.runs,
+            "median_ms": median, "min_ms": min, "max_ms": max,
+        });
+        if let Some(p) = peak {
+            doc["peak_rss_bytes"] = json!(p);
+        }
+        println!("{doc}");
+    } else {
+        println!(
+            "{name} {shape}: median {median:.3} ms (min {min:.3}, max {max:.3}) over {} runs, {threads} threads{}",
+            args.runs,
+            peak.map_or(String::new(), |p| format!(
+                ", peak RSS {:.1} MB",
+                p as f64 / 1e6
+            ))
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! `attnkit bench` prints the JSON object of the benchmark contract (SPEC §10).
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+#[test]
+fn every_workload_prints_the_contract_object() {
+    for (workload, len) in [
+        ("mha-forward", "16"),
+        ("mha-train-step", "16"),
+        ("aaren-parallel", "16"),
+        ("aaren-iterative", "16"),
+        ("aaren-stream", "100"),
+        ("kv-cache-decode", "100"),
+        ("count-train", "16"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_attnkit"))
+            .args([
+                "bench", workload, "--batch", "2", "--heads", "2", "--len", len, "--embed", "8",
+            ])
+            .args(["--runs", "3", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{workload}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["workload"], workload);
+        assert_eq!(v["runs"], 3);
+        assert!(v["threads"].as_u64().unwrap() >= 1);
+        let (min, med, max) = (
+            v["min_ms"].as_f64().unwrap(),
+            v["median_ms"].as_f64().unwrap(),
+            v["max_ms"].as_f64().unwrap(),
+        );
+        assert!(min > 0.0 && min <= med && med <= max, "{v}");
+        assert!(v["shape"].is_object());
+        let streaming = workload == "aaren-stream" || workload == "kv-cache-decode";
+        assert_eq!(v["peak_rss_bytes"].is_u64(), streaming, "{v}");
+    }
+}
+
+#[test]
+fn bad_shapes_are_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_attnkit"))
+        .args(["bench", "mha-forward", "--heads", "3", "--embed", "8"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("H dividing E"), "{err}");
+}
