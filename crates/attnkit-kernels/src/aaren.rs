@@ -65,18 +65,25 @@ pub fn combine<T: Real>(acc: &mut [T], right: &[T]) {
     }
 }
 
+/// The new maximum m = max(m_prev, s) and the factors e^(m_prev − m) for the old sums and
+/// e^(s − m) for the new token; `None` while both are −inf (nothing to add).
+#[inline]
+fn rescale<T: Real>(m_prev: T, score: T) -> Option<(T, T, T)> {
+    let m = if score > m_prev { score } else { m_prev };
+    if m == T::NEG_INFINITY {
+        return None;
+    }
+    Some((m, (m_prev - m).exp(), (score - m).exp()))
+}
+
 /// One recurrent step for one head: `state ← state ⊕ (score, 1, value)`.
 ///
 /// A score of −inf (a masked token) leaves the state unchanged.
 pub fn update<T: Real>(state: &mut [T], score: T, value: &[T]) {
     debug_assert_eq!(state.len(), value.len() + 2);
-    let m_prev = state[0];
-    let m = if score > m_prev { score } else { m_prev };
-    if m == T::NEG_INFINITY {
+    let Some((m, alpha, beta)) = rescale(state[0], score) else {
         return;
-    }
-    let alpha = (m_prev - m).exp();
-    let beta = (score - m).exp();
+    };
     state[0] = m;
     state[1] = state[1] * alpha + beta;
     for (a, v) in state[2..].iter_mut().zip(value) {
@@ -122,13 +129,9 @@ fn kahan_add<T: Real>(sum: &mut T, comp: &mut T, x: T) {
 pub fn update_compensated<T: Real>(state: &mut [T], score: T, value: &[T]) {
     let d = value.len();
     debug_assert_eq!(state.len(), compensated_head_len(d));
-    let m_prev = state[0];
-    let m = if score > m_prev { score } else { m_prev };
-    if m == T::NEG_INFINITY {
+    let Some((m, alpha, beta)) = rescale(state[0], score) else {
         return;
-    }
-    let alpha = (m_prev - m).exp();
-    let beta = (score - m).exp();
+    };
     state[0] = m;
     let (sums, comps) = state[1..].split_at_mut(d + 1);
     // Rescaling multiplies sum and compensation alike (a multiplication is exact to
