@@ -19,6 +19,10 @@ use clap::Args;
             outputs output [B,Lq,E], weights [B,Lq,Lk] (mean over heads)
   external  config {d_model, memory}; weights mk.weight [S,d], mv.weight [d,S];
             inputs x [B,N,d]; outputs output [B,N,d]
+  lstm, gru, rnn
+            config {input_size, hidden_size, bidirectional, num_layers?}; weights as nn.LSTM/GRU/RNN
+            (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, …_reverse); inputs x [B,L,In]
+            (batch first); outputs output [B,L,dirs·H], h_n [dirs·layers,B,H] (+ c_n for lstm)
   aaren     config {embed_dim, num_heads, mode: iterative|parallel}; weights query [E],
             in_proj_weight [3E,E], in_proj_bias [3E], out_proj.weight [E,E], out_proj.bias [E];
             inputs x [B,L,E], key_padding_mask [B,L]?; outputs output [B,L,E]
@@ -28,7 +32,7 @@ Example:
       --weights w.safetensors --input in.safetensors --output out.safetensors"
 )]
 pub struct ForwardArgs {
-    /// Module name: sdpa, mha, external or aaren.
+    /// Module name: sdpa, mha, external, aaren, lstm, gru or rnn.
     #[arg(long)]
     module: String,
     /// The module's config: a JSON object inline, or a path to a JSON file.

@@ -452,7 +452,7 @@ fn replay_fixtures(dir: &Path, device: &Device) -> Result<(String, bool, String)
         }
     }
     let line = format!(
-        "{run} cases (mha, sdpa, external, aaren), worst error {:.1}% of each case's tolerance{}",
+        "{run} cases (mha, sdpa, external, aaren, lstm, gru, rnn), worst error {:.1}% of each case's tolerance{}",
         worst * 100.0,
         if failures.is_empty() {
             String::new()

@@ -100,6 +100,11 @@ fn reproduces_pytorch_fixtures() {
         "sdpa_large_logits",
         "external",
         "external_large",
+        "lstm_bidirectional_2layer",
+        "lstm_large_inputs",
+        "gru",
+        "gru_bidirectional_2layer",
+        "rnn_bidirectional",
     ] {
         run_fixture(case);
     }
@@ -203,7 +208,7 @@ fn bad_requests_fail_with_one_clear_line_and_no_output() {
     let line = expect_failure("transformer", cfg, Some(&w), &input, "unknown");
     assert_eq!(
         line,
-        "error: unknown module `transformer`; expected one of: sdpa, mha, external, aaren"
+        "error: unknown module `transformer`; expected one of: sdpa, mha, external, aaren, lstm, gru, rnn"
     );
 
     let line = expect_failure(

@@ -25,6 +25,7 @@ pub mod contract;
 pub mod error;
 pub mod layers;
 pub mod positional;
+pub mod recurrent;
 pub mod store;
 pub mod tasks;
 pub mod train;

@@ -1,5 +1,5 @@
-//! Every mechanism against the fixtures written by `tools/fixtures/gen_attention.py` and
-//! `tools/fixtures/gen_aaren.py` (PyTorch float32 for `mha`, `sdpa` and the
+//! Every mechanism against the fixtures written by `tools/fixtures/gen_attention.py`,
+//! `tools/fixtures/gen_recurrent.py` and `tools/fixtures/gen_aaren.py` (PyTorch float32 for `mha`, `sdpa` and the
 //! self-attention block; numpy float64 for the others). Tolerances come from each case's
 //! `case.json`: |got − want| <= atol + rtol·|want| element-wise, atol 1e-5 and rtol 1e-4
 //! for most; the seed's self-attention is float64 against float64 (1e-9); Aaren is
@@ -247,6 +247,9 @@ fn every_fixture_matches_within_its_tolerance() {
         "self_attention_block",
         "seed_self_attention",
         "aaren",
+        "lstm",
+        "gru",
+        "rnn",
     ] {
         assert!(modules.contains(m), "no fixture for `{m}`");
     }

@@ -13,6 +13,7 @@
 //! | `sdpa` | `causal`, `scale` (optional) | none | `query` `[B,H,Lq,D]`, `key` `[B,H,Lk,D]`, `value` `[B,H,Lk,Dv]`, `key_padding_mask` `[B,Lk]` (optional) | `output` `[B,H,Lq,Dv]`, `weights` `[B,H,Lq,Lk]` |
 //! | `mha` | `embed_dim`, `num_heads` | `in_proj_weight`, `in_proj_bias`, `out_proj.weight`, `out_proj.bias` | `query` `[B,Lq,E]`, `key`, `value` `[B,Lk,E]`, `key_padding_mask` `[B,Lk]` (optional) | `output` `[B,Lq,E]`, `weights` `[B,Lq,Lk]` (mean over heads) |
 //! | `external` | `d_model`, `memory` | `mk.weight` `[S,d]`, `mv.weight` `[d,S]` | `x` `[B,N,d]` | `output` `[B,N,d]` |
+//! | `lstm`, `gru`, `rnn` | `input_size`, `hidden_size`, `bidirectional`, `num_layers` (optional, 1) | as `nn.LSTM`/`nn.GRU`/`nn.RNN`: `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, and `…_reverse` | `x` `[B,L,In]` | `output` `[B,L,dirs·H]`, `h_n` `[dirs·layers,B,H]` (and `c_n` for LSTM) |
 //! | `aaren` | `embed_dim`, `num_heads`, `mode` (`iterative` or `parallel`; default `parallel`) | `query` `[E]`, `in_proj_weight` `[3E,E]`, `in_proj_bias` `[3E]`, `out_proj.weight` `[E,E]`, `out_proj.bias` `[E]` | `x` `[B,L,E]`, `key_padding_mask` `[B,L]` (optional) | `output` `[B,L,E]` |
 //!
 //! Masks are 0/1 floats where 1 means "ignore this key".
@@ -20,6 +21,7 @@
 mod aaren;
 mod external;
 mod mha;
+mod recurrent;
 mod sdpa;
 
 use std::collections::BTreeSet;
@@ -32,7 +34,7 @@ use crate::error::{AttnError, Result};
 use crate::store::TensorStore;
 
 /// The modules `forward` knows, in the order the help lists them.
-pub const MODULES: &[&str] = &["sdpa", "mha", "external", "aaren"];
+pub const MODULES: &[&str] = &["sdpa", "mha", "external", "aaren", "lstm", "gru", "rnn"];
 
 /// The outputs of a contract call and any warnings about ignored keys or tensors.
 #[derive(Debug)]
@@ -84,6 +86,9 @@ pub fn forward(
         "mha" => mha::run(&mut call)?,
         "external" => external::run(&mut call)?,
         "aaren" => aaren::run(&mut call)?,
+        "lstm" => recurrent::run(&mut call, crate::recurrent::RecurrentKind::Lstm)?,
+        "gru" => recurrent::run(&mut call, crate::recurrent::RecurrentKind::Gru)?,
+        "rnn" => recurrent::run(&mut call, crate::recurrent::RecurrentKind::Rnn)?,
         _ => {
             return Err(AttnError::UnknownModule {
                 name: name.to_string(),
@@ -249,7 +254,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown module `transformer`; expected one of: sdpa, mha, external, aaren"
+            "unknown module `transformer`; expected one of: sdpa, mha, external, aaren, lstm, gru, rnn"
         );
     }
 }
