@@ -61,6 +61,16 @@ pub enum AttnError {
         /// What is wrong.
         why: String,
     },
+    /// A data file (GloVe vectors, a review) is malformed at a line (1-based).
+    #[error("{}:{line}: {why}", path.display())]
+    Data {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        why: String,
+    },
     /// A JSON document does not parse; line and column are 1-based.
     #[error("{source_name}: invalid JSON at line {line}, column {column}: {why}")]
     Json {

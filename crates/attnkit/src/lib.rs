@@ -22,6 +22,7 @@
 pub mod aaren;
 pub mod attention;
 pub mod contract;
+pub mod data;
 pub mod error;
 pub mod layers;
 pub mod positional;
