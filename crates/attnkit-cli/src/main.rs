@@ -3,6 +3,7 @@
 mod aaren;
 mod bench;
 mod chart;
+mod data;
 mod forward;
 mod tour;
 mod train;
@@ -29,6 +30,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Time one workload (the benchmark contract; --json for machines).
     Bench(bench::BenchArgs),
+    /// Build and inspect the IMDB and GloVe data.
+    Data(data::DataArgs),
 }
 
 fn main() {
@@ -39,6 +42,7 @@ fn main() {
         Command::Aaren(args) => aaren::run(args),
         Command::Train(args) => train::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Data(args) => data::run(args),
     };
     if let Err(e) = result {
         // One line: the context chain joined by ": ".

