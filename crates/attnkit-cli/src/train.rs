@@ -27,6 +27,8 @@ enum Task {
     /// The positional-encoding regression of seed 001: learnable PE + MHA + mean pool +
     /// linear, MSE + Adam; writes loss curves (PNG, CSV).
     PeRegression(PeArgs),
+    /// IMDB sentiment (seed 004): embeddings + RNN/LSTM/GRU (bi-), attention or Aaren.
+    Imdb(ImdbArgs),
 }
 
 /// The encoder's token mixer.
@@ -138,6 +140,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     match args.task {
         Task::Count(a) => count(a),
         Task::PeRegression(a) => pe_regression(a),
+        Task::Imdb(a) => imdb(a),
     }
 }
 
@@ -453,6 +456,190 @@ fn pe_regression(args: PeArgs) -> Result<()> {
                 "chart": png,
                 "csv": csv_path,
                 "checkpoint": ckpt,
+            }),
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Reads DIR/aclImdb/ (see `attnkit data prepare`) and DIR/glove.6B.50d.txt. \
+Validation: a seeded stratified 10% of train/. eval_accuracy is the accuracy on test/ — with the \
+prepared data, a split carved from the IMDB train split, not the published test split.
+
+Example:
+  attnkit train imdb --data attnkit-data --model bilstm --embedding glove --epochs 3 --summary imdb.json"
+)]
+struct ImdbArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Folder with aclImdb/ and the GloVe file.
+    #[arg(long, default_value = "attnkit-data")]
+    data: PathBuf,
+    /// GloVe file name inside --data.
+    #[arg(long, default_value = "glove.6B.50d.txt")]
+    glove: String,
+    /// The sequence model.
+    #[arg(long, value_enum, default_value_t = ModelArg::Bilstm)]
+    model: ModelArg,
+    /// Word vectors.
+    #[arg(long, value_enum, default_value_t = EmbeddingArg::Glove)]
+    embedding: EmbeddingArg,
+    /// Passes over the training reviews.
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    /// Hidden width.
+    #[arg(long, default_value_t = 64)]
+    hidden: usize,
+    /// Tokens kept per review.
+    #[arg(long, default_value_t = 200)]
+    max_len: usize,
+    /// Reviews per step.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// Use only this many training reviews (0 = all), for quick runs.
+    #[arg(long, default_value_t = 0)]
+    limit: usize,
+}
+
+/// The IMDB sequence model.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ModelArg {
+    Rnn,
+    Lstm,
+    Gru,
+    Birnn,
+    Bilstm,
+    Bigru,
+    Attention,
+    Aaren,
+}
+
+/// The IMDB word vectors.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum EmbeddingArg {
+    Glove,
+    Onehot,
+}
+
+fn imdb(args: ImdbArgs) -> Result<()> {
+    use attnkit::data::{Glove, Split, Vocabulary, load_reviews, tokenize};
+    use attnkit::tasks::sentiment::{
+        EmbeddingKind, SentimentConfig, SentimentModel, SentimentTraining, encode,
+    };
+    if args.epochs == 0 || args.batch == 0 || args.max_len == 0 {
+        bail!("--epochs, --batch and --max-len must be at least 1");
+    }
+    let started = Instant::now();
+    let root = args.data.join("aclImdb");
+    let mut train = load_reviews(&root, Split::Train, 0.1, args.common.seed)?;
+    if args.limit > 0 && args.limit < train.len() {
+        // Keep both classes: a seeded sample.
+        let mut rng = attnkit_kernels::rng::SplitMix64::new(args.common.seed);
+        for i in (1..train.len()).rev() {
+            train.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        train.truncate(args.limit);
+    }
+    let val = load_reviews(&root, Split::Validation, 0.1, args.common.seed)?;
+    let test = load_reviews(&root, Split::Test, 0.1, args.common.seed)?;
+    let tokens: Vec<Vec<String>> = train.iter().map(|r| tokenize(&r.text)).collect();
+    let vocab = Vocabulary::build(tokens.iter().map(|t| t.as_slice()), 2, 50_000);
+    let glove = match args.embedding {
+        EmbeddingArg::Glove => Some(Glove::load(&args.data.join(&args.glove))?),
+        EmbeddingArg::Onehot => None,
+    };
+    let model = match args.model {
+        ModelArg::Rnn => SentimentModel::Rnn,
+        ModelArg::Lstm => SentimentModel::Lstm,
+        ModelArg::Gru => SentimentModel::Gru,
+        ModelArg::Birnn => SentimentModel::Birnn,
+        ModelArg::Bilstm => SentimentModel::Bilstm,
+        ModelArg::Bigru => SentimentModel::Bigru,
+        ModelArg::Attention => SentimentModel::Attention,
+        ModelArg::Aaren => SentimentModel::Aaren,
+    };
+    let config = SentimentConfig {
+        model,
+        embedding: match args.embedding {
+            EmbeddingArg::Glove => EmbeddingKind::Glove,
+            EmbeddingArg::Onehot => EmbeddingKind::Onehot,
+        },
+        hidden: args.hidden,
+        max_len: args.max_len,
+        batch_size: args.batch,
+        optimizer: OptimizerConfig::Adam { lr: args.lr },
+        seed: args.common.seed,
+    };
+    let (train_enc, val_enc, test_enc) = (
+        encode(&train, &vocab, args.max_len),
+        encode(&val, &vocab, args.max_len),
+        encode(&test, &vocab, args.max_len),
+    );
+    let tokens_per_epoch: usize = train_enc.lengths.iter().sum();
+    let mut run = SentimentTraining::new(
+        config.clone(),
+        &vocab,
+        glove.as_ref(),
+        train_enc,
+        &Device::flex(),
+    )?;
+    let steps_per_epoch = train.len().div_ceil(args.batch) as u64;
+    let bar = progress(steps_per_epoch * args.epochs as u64, args.common.quiet);
+    let mut history = Vec::new();
+    let mut step_seconds = 0.0;
+    for epoch in 1..=args.epochs {
+        let t = Instant::now();
+        let (loss, acc) = run.epoch(|_, _, l| {
+            bar.inc(1);
+            bar.set_message(format!("epoch {epoch} loss {l:.3}"));
+        })?;
+        step_seconds += t.elapsed().as_secs_f64();
+        let val_acc = run.evaluate(&val_enc)?;
+        bar.suspend(|| {
+            println!(
+                "epoch {epoch}: train loss {loss:.4} acc {acc:.4}, validation acc {val_acc:.4}"
+            )
+        });
+        history.push(json!({"epoch": epoch, "train_loss": loss, "train_accuracy": acc, "val_accuracy": val_acc}));
+    }
+    bar.finish_and_clear();
+    let eval_accuracy = run.evaluate(&test_enc)?;
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let tokens_per_second = tokens_per_epoch as f64 * args.epochs as f64 / step_seconds.max(1e-9);
+    println!(
+        "imdb {:?} + {:?}: test accuracy {eval_accuracy:.4} ({} reviews; test carved from the IMDB train split \
+when prepared by `attnkit data prepare`), {} parameters, {:.0}s training, {:.0} tokens/s",
+        args.model,
+        args.embedding,
+        test.len(),
+        run.num_params(),
+        step_seconds,
+        tokens_per_second
+    );
+    if let Some(path) = &args.common.summary {
+        write_summary(
+            path,
+            &json!({
+                "task": "imdb",
+                "model": format!("{:?}", args.model).to_lowercase(),
+                "embedding": format!("{:?}", args.embedding).to_lowercase(),
+                "steps": run.steps(),
+                "epochs": args.epochs,
+                "seed": args.common.seed,
+                "wall_seconds": wall_seconds,
+                "train_seconds": step_seconds,
+                "tokens_per_second": tokens_per_second,
+                "parameters": run.num_params(),
+                "eval_accuracy": eval_accuracy,
+                "test_reviews": test.len(),
+                "test_split_note": "test/ as found under --data; attnkit data prepare carves it from the IMDB train split",
+                "history": history,
+                "config": config,
             }),
         )?;
     }

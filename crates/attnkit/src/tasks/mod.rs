@@ -2,3 +2,4 @@
 
 pub mod counting;
 pub mod pe_regression;
+pub mod sentiment;

@@ -1,0 +1,81 @@
+//! Sentiment models learn a separable toy corpus in the aclImdb layout, for every model.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use attnkit::data::{Glove, Split, Vocabulary, load_reviews, tokenize};
+use attnkit::tasks::sentiment::{
+    EmbeddingKind, SentimentConfig, SentimentModel, SentimentTraining, encode,
+};
+use attnkit::train::OptimizerConfig;
+use attnkit_kernels::rng::SplitMix64;
+use burn::prelude::*;
+
+fn corpus() -> PathBuf {
+    let root = std::env::temp_dir().join(format!("attnkit-sentiment-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let mut rng = SplitMix64::new(1);
+    let filler = ["the", "movie", "plot", "actor", "was", "and", "a", "film"];
+    for part in ["train", "test"] {
+        for (class, words) in [
+            ("pos", ["great", "wonderful"]),
+            ("neg", ["awful", "boring"]),
+        ] {
+            let d = root.join(part).join(class);
+            std::fs::create_dir_all(&d).unwrap();
+            for i in 0..40 {
+                let mut text: Vec<&str> = (0..12).map(|_| filler[rng.below(8) as usize]).collect();
+                text.insert(rng.below(12) as usize, words[rng.below(2) as usize]);
+                std::fs::write(d.join(format!("{i}_0.txt")), text.join(" ") + "<br />").unwrap();
+            }
+        }
+    }
+    root
+}
+
+#[test]
+fn every_model_learns_a_separable_corpus() {
+    let root = corpus();
+    let train = load_reviews(&root, Split::Train, 0.0, 0).unwrap();
+    let test = load_reviews(&root, Split::Test, 0.0, 0).unwrap();
+    let tokens: Vec<Vec<String>> = train.iter().map(|r| tokenize(&r.text)).collect();
+    let vocab = Vocabulary::build(tokens.iter().map(|t| t.as_slice()), 1, 100);
+    // 8-d "GloVe" for a few words, to exercise the loader path.
+    let glove = Glove::from_reader(
+        &b"great 1 0 0 0 0 0 0 0\nawful -1 0 0 0 0 0 0 0\nthe 0 1 0 0 0 0 0 0\n"[..],
+        std::path::Path::new("mini.txt"),
+    )
+    .unwrap();
+    for (model, embedding) in [
+        (SentimentModel::Lstm, EmbeddingKind::Glove),
+        (SentimentModel::Bigru, EmbeddingKind::Onehot),
+        (SentimentModel::Birnn, EmbeddingKind::Glove),
+        (SentimentModel::Attention, EmbeddingKind::Glove),
+        (SentimentModel::Aaren, EmbeddingKind::Onehot),
+    ] {
+        let config = SentimentConfig {
+            model,
+            embedding,
+            hidden: 8,
+            max_len: 16,
+            batch_size: 16,
+            optimizer: OptimizerConfig::Adam { lr: 2e-2 },
+            seed: 3,
+        };
+        let g = (embedding == EmbeddingKind::Glove).then_some(&glove);
+        let mut run = SentimentTraining::new(
+            config,
+            &vocab,
+            g,
+            encode(&train, &vocab, 16),
+            &Device::flex(),
+        )
+        .unwrap();
+        for _ in 0..15 {
+            run.epoch(|_, _, _| {}).unwrap();
+        }
+        let acc = run.evaluate(&encode(&test, &vocab, 16)).unwrap();
+        assert!(acc >= 0.9, "{model:?}/{embedding:?}: test accuracy {acc}");
+    }
+}
