@@ -159,7 +159,8 @@ pub fn progress(len: u64, quiet: bool) -> ProgressBar {
 
 fn write_summary(path: &Path, value: &serde_json::Value) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
     }
     write_atomically(path, serde_json::to_string_pretty(value)?.as_bytes())
         .with_context(|| format!("writing the summary {}", path.display()))
