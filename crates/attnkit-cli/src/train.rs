@@ -508,6 +508,10 @@ struct ImdbArgs {
     /// Use only this many training reviews (0 = all), for quick runs.
     #[arg(long, default_value_t = 0)]
     limit: usize,
+    /// Train every model with GloVe and with one-hot embeddings and write a table
+    /// (imdb-compare.md, imdb-compare.csv in --out).
+    #[arg(long)]
+    compare: bool,
 }
 
 /// The IMDB sequence model.
@@ -553,31 +557,28 @@ fn imdb(args: ImdbArgs) -> Result<()> {
     let test = load_reviews(&root, Split::Test, 0.1, args.common.seed)?;
     let tokens: Vec<Vec<String>> = train.iter().map(|r| tokenize(&r.text)).collect();
     let vocab = Vocabulary::build(tokens.iter().map(|t| t.as_slice()), 2, 50_000);
-    let glove = match args.embedding {
-        EmbeddingArg::Glove => Some(Glove::load(&args.data.join(&args.glove))?),
-        EmbeddingArg::Onehot => None,
+    let runs: Vec<(ModelArg, EmbeddingArg)> = if args.compare {
+        let models = [
+            ModelArg::Rnn,
+            ModelArg::Lstm,
+            ModelArg::Gru,
+            ModelArg::Birnn,
+            ModelArg::Bilstm,
+            ModelArg::Bigru,
+            ModelArg::Attention,
+            ModelArg::Aaren,
+        ];
+        [EmbeddingArg::Glove, EmbeddingArg::Onehot]
+            .into_iter()
+            .flat_map(|e| models.map(|m| (m, e)))
+            .collect()
+    } else {
+        vec![(args.model, args.embedding)]
     };
-    let model = match args.model {
-        ModelArg::Rnn => SentimentModel::Rnn,
-        ModelArg::Lstm => SentimentModel::Lstm,
-        ModelArg::Gru => SentimentModel::Gru,
-        ModelArg::Birnn => SentimentModel::Birnn,
-        ModelArg::Bilstm => SentimentModel::Bilstm,
-        ModelArg::Bigru => SentimentModel::Bigru,
-        ModelArg::Attention => SentimentModel::Attention,
-        ModelArg::Aaren => SentimentModel::Aaren,
-    };
-    let config = SentimentConfig {
-        model,
-        embedding: match args.embedding {
-            EmbeddingArg::Glove => EmbeddingKind::Glove,
-            EmbeddingArg::Onehot => EmbeddingKind::Onehot,
-        },
-        hidden: args.hidden,
-        max_len: args.max_len,
-        batch_size: args.batch,
-        optimizer: OptimizerConfig::Adam { lr: args.lr },
-        seed: args.common.seed,
+    let glove = if runs.iter().any(|(_, e)| matches!(e, EmbeddingArg::Glove)) {
+        Some(Glove::load(&args.data.join(&args.glove))?)
+    } else {
+        None
     };
     let (train_enc, val_enc, test_enc) = (
         encode(&train, &vocab, args.max_len),
@@ -585,67 +586,166 @@ fn imdb(args: ImdbArgs) -> Result<()> {
         encode(&test, &vocab, args.max_len),
     );
     let tokens_per_epoch: usize = train_enc.lengths.iter().sum();
-    let mut run = SentimentTraining::new(
-        config.clone(),
-        &vocab,
-        glove.as_ref(),
-        train_enc,
-        &Device::flex(),
-    )?;
     let steps_per_epoch = train.len().div_ceil(args.batch) as u64;
-    let bar = progress(steps_per_epoch * args.epochs as u64, args.common.quiet);
-    let mut history = Vec::new();
-    let mut step_seconds = 0.0;
-    for epoch in 1..=args.epochs {
-        let t = Instant::now();
-        let (loss, acc) = run.epoch(|_, _, l| {
-            bar.inc(1);
-            bar.set_message(format!("epoch {epoch} loss {l:.3}"));
-        })?;
-        step_seconds += t.elapsed().as_secs_f64();
-        let val_acc = run.evaluate(&val_enc)?;
+    let bar = progress(
+        steps_per_epoch * args.epochs as u64 * runs.len() as u64,
+        args.common.quiet,
+    );
+    let name = |x: &dyn std::fmt::Debug| format!("{x:?}").to_lowercase();
+    let mut rows = Vec::new();
+    for &(model_arg, embedding_arg) in &runs {
+        let model = match model_arg {
+            ModelArg::Rnn => SentimentModel::Rnn,
+            ModelArg::Lstm => SentimentModel::Lstm,
+            ModelArg::Gru => SentimentModel::Gru,
+            ModelArg::Birnn => SentimentModel::Birnn,
+            ModelArg::Bilstm => SentimentModel::Bilstm,
+            ModelArg::Bigru => SentimentModel::Bigru,
+            ModelArg::Attention => SentimentModel::Attention,
+            ModelArg::Aaren => SentimentModel::Aaren,
+        };
+        let embedding = match embedding_arg {
+            EmbeddingArg::Glove => EmbeddingKind::Glove,
+            EmbeddingArg::Onehot => EmbeddingKind::Onehot,
+        };
+        let config = SentimentConfig {
+            model,
+            embedding,
+            hidden: args.hidden,
+            max_len: args.max_len,
+            batch_size: args.batch,
+            optimizer: OptimizerConfig::Adam { lr: args.lr },
+            seed: args.common.seed,
+        };
+        let g = glove.as_ref().filter(|_| embedding == EmbeddingKind::Glove);
+        let mut run = SentimentTraining::new(
+            config.clone(),
+            &vocab,
+            g,
+            train_enc.clone(),
+            &Device::flex(),
+        )?;
+        let mut history = Vec::new();
+        let mut step_seconds = 0.0;
+        for epoch in 1..=args.epochs {
+            let t = Instant::now();
+            let (loss, acc) = run.epoch(|_, _, l| {
+                bar.inc(1);
+                bar.set_message(format!(
+                    "{} {} epoch {epoch} loss {l:.3}",
+                    name(&model_arg),
+                    name(&embedding_arg)
+                ));
+            })?;
+            step_seconds += t.elapsed().as_secs_f64();
+            let val_acc = run.evaluate(&val_enc)?;
+            bar.suspend(|| {
+                println!(
+                    "{} + {} epoch {epoch}: train loss {loss:.4} acc {acc:.4}, validation acc {val_acc:.4}",
+                    name(&model_arg),
+                    name(&embedding_arg)
+                )
+            });
+            history.push(json!({"epoch": epoch, "train_loss": loss, "train_accuracy": acc, "val_accuracy": val_acc}));
+        }
+        let eval_accuracy = run.evaluate(&test_enc)?;
+        let tokens_per_second =
+            tokens_per_epoch as f64 * args.epochs as f64 / step_seconds.max(1e-9);
         bar.suspend(|| {
             println!(
-                "epoch {epoch}: train loss {loss:.4} acc {acc:.4}, validation acc {val_acc:.4}"
+                "{} + {}: test accuracy {eval_accuracy:.4} ({} reviews), {} parameters, {:.0}s training, {:.0} tokens/s",
+                name(&model_arg),
+                name(&embedding_arg),
+                test.len(),
+                run.num_params(),
+                step_seconds,
+                tokens_per_second
             )
         });
-        history.push(json!({"epoch": epoch, "train_loss": loss, "train_accuracy": acc, "val_accuracy": val_acc}));
+        rows.push(json!({
+            "model": name(&model_arg),
+            "embedding": name(&embedding_arg),
+            "steps": run.steps(),
+            "train_seconds": step_seconds,
+            "tokens_per_second": tokens_per_second,
+            "parameters": run.num_params(),
+            "eval_accuracy": eval_accuracy,
+            "history": history,
+            "config": config,
+        }));
     }
     bar.finish_and_clear();
-    let eval_accuracy = run.evaluate(&test_enc)?;
     let wall_seconds = started.elapsed().as_secs_f64();
-    let tokens_per_second = tokens_per_epoch as f64 * args.epochs as f64 / step_seconds.max(1e-9);
     println!(
-        "imdb {:?} + {:?}: test accuracy {eval_accuracy:.4} ({} reviews; test carved from the IMDB train split \
-when prepared by `attnkit data prepare`), {} parameters, {:.0}s training, {:.0} tokens/s",
-        args.model,
-        args.embedding,
-        test.len(),
-        run.num_params(),
-        step_seconds,
-        tokens_per_second
+        "test/ has {} reviews; with `attnkit data prepare` it is carved from the IMDB train split",
+        test.len()
     );
+    if args.compare {
+        let out = &args.common.out;
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("cannot create `{}`", out.display()))?;
+        let mut md = String::from(
+            "| model | embedding | test accuracy | parameters | train time (s) | tokens/s |\n| --- | --- | ---: | ---: | ---: | ---: |\n",
+        );
+        let mut csv = String::from(
+            "model,embedding,test_accuracy,parameters,train_seconds,tokens_per_second\n",
+        );
+        for r in &rows {
+            md.push_str(&format!(
+                "| {} | {} | {:.4} | {} | {:.0} | {:.0} |\n",
+                r["model"].as_str().unwrap_or_default(),
+                r["embedding"].as_str().unwrap_or_default(),
+                r["eval_accuracy"].as_f64().unwrap_or(f64::NAN),
+                r["parameters"],
+                r["train_seconds"].as_f64().unwrap_or(f64::NAN),
+                r["tokens_per_second"].as_f64().unwrap_or(f64::NAN)
+            ));
+            csv.push_str(&format!(
+                "{},{},{},{},{},{}\n",
+                r["model"].as_str().unwrap_or_default(),
+                r["embedding"].as_str().unwrap_or_default(),
+                r["eval_accuracy"],
+                r["parameters"],
+                r["train_seconds"],
+                r["tokens_per_second"]
+            ));
+        }
+        println!("\n{md}");
+        write_atomically(&out.join("imdb-compare.md"), md.as_bytes())?;
+        write_atomically(&out.join("imdb-compare.csv"), csv.as_bytes())?;
+        println!(
+            "files: {}, {}",
+            out.join("imdb-compare.md").display(),
+            out.join("imdb-compare.csv").display()
+        );
+    }
     if let Some(path) = &args.common.summary {
-        write_summary(
-            path,
-            &json!({
-                "task": "imdb",
-                "model": format!("{:?}", args.model).to_lowercase(),
-                "embedding": format!("{:?}", args.embedding).to_lowercase(),
-                "steps": run.steps(),
-                "epochs": args.epochs,
-                "seed": args.common.seed,
-                "wall_seconds": wall_seconds,
-                "train_seconds": step_seconds,
-                "tokens_per_second": tokens_per_second,
-                "parameters": run.num_params(),
-                "eval_accuracy": eval_accuracy,
-                "test_reviews": test.len(),
-                "test_split_note": "test/ as found under --data; attnkit data prepare carves it from the IMDB train split",
-                "history": history,
-                "config": config,
-            }),
-        )?;
+        let mut doc = json!({
+            "task": "imdb",
+            "seed": args.common.seed,
+            "epochs": args.epochs,
+            "wall_seconds": wall_seconds,
+            "train_reviews": train.len(),
+            "test_reviews": test.len(),
+            "test_split_note": "test/ as found under --data; attnkit data prepare carves it from the IMDB train split",
+            "runs": rows,
+        });
+        if let [only] = rows.as_slice() {
+            for key in [
+                "model",
+                "embedding",
+                "steps",
+                "eval_accuracy",
+                "parameters",
+                "train_seconds",
+                "tokens_per_second",
+                "history",
+                "config",
+            ] {
+                doc[key] = only[key].clone();
+            }
+        }
+        write_summary(path, &doc)?;
     }
     Ok(())
 }
