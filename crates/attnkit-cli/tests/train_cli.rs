@@ -182,3 +182,70 @@ fn pe_regression_resumes_exactly() {
         std::fs::read_to_string(b.join("pe-regression-loss.csv")).unwrap()
     );
 }
+
+/// `train imdb --compare` on a toy aclImdb tree and a toy GloVe file: a row per model and
+/// embedding, a summary, and errors that name missing data.
+#[test]
+fn imdb_compare_writes_a_table() {
+    let dir = scratch("imdb");
+    let data = dir.join("data");
+    for part in ["train", "test"] {
+        for (class, word) in [("pos", "great"), ("neg", "awful")] {
+            let d = data.join("aclImdb").join(part).join(class);
+            std::fs::create_dir_all(&d).unwrap();
+            for i in 0..12 {
+                std::fs::write(
+                    d.join(format!("{i}_0.txt")),
+                    format!("the film was {word} {i}"),
+                )
+                .unwrap();
+            }
+        }
+    }
+    std::fs::write(
+        data.join("glove.6B.50d.txt"),
+        "great 1 0 0 0\nawful -1 0 0 0\nthe 0 1 0 0\n",
+    )
+    .unwrap();
+    let summary = dir.join("s.json");
+    let r = bin()
+        .args([
+            "train",
+            "imdb",
+            "--compare",
+            "--epochs",
+            "1",
+            "--max-len",
+            "8",
+            "--hidden",
+            "4",
+            "--batch",
+            "8",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&dir)
+        .arg("--summary")
+        .arg(&summary)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let csv = std::fs::read_to_string(dir.join("imdb-compare.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 17, "{csv}");
+    assert!(
+        csv.contains("bilstm,glove") && csv.contains("aaren,onehot"),
+        "{csv}"
+    );
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
+    assert_eq!(s["runs"].as_array().unwrap().len(), 16);
+
+    let r = bin()
+        .args(["train", "imdb", "--data"])
+        .arg(dir.join("nowhere"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success());
+    assert!(err.contains("missing folder"), "{err}");
+}
