@@ -484,12 +484,12 @@ struct ImdbArgs {
     /// GloVe file name inside --data.
     #[arg(long, default_value = "glove.6B.50d.txt")]
     glove: String,
-    /// The sequence model.
-    #[arg(long, value_enum, default_value_t = ModelArg::Bilstm)]
-    model: ModelArg,
-    /// Word vectors.
-    #[arg(long, value_enum, default_value_t = EmbeddingArg::Glove)]
-    embedding: EmbeddingArg,
+    /// The sequence model: rnn, lstm, gru, birnn, bilstm, bigru, attention or aaren.
+    #[arg(long, default_value = "bilstm", value_parser = parse_lowercase::<attnkit::tasks::sentiment::SentimentModel>)]
+    model: attnkit::tasks::sentiment::SentimentModel,
+    /// Word vectors: glove (fine-tuned) or onehot.
+    #[arg(long, default_value = "glove", value_parser = parse_lowercase::<attnkit::tasks::sentiment::EmbeddingKind>)]
+    embedding: attnkit::tasks::sentiment::EmbeddingKind,
     /// Passes over the training reviews.
     #[arg(long, default_value_t = 3)]
     epochs: usize,
@@ -514,24 +514,13 @@ struct ImdbArgs {
     compare: bool,
 }
 
-/// The IMDB sequence model.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum ModelArg {
-    Rnn,
-    Lstm,
-    Gru,
-    Birnn,
-    Bilstm,
-    Bigru,
-    Attention,
-    Aaren,
-}
-
-/// The IMDB word vectors.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum EmbeddingArg {
-    Glove,
-    Onehot,
+/// Parses a library enum from its lowercase serde name (`bilstm`, `glove`, …), listing
+/// the accepted names on error.
+fn parse_lowercase<T: serde::de::DeserializeOwned>(s: &str) -> std::result::Result<T, String> {
+    serde_json::from_value(json!(s)).map_err(|e| {
+        let msg = e.to_string();
+        msg.split(" at line").next().unwrap_or(&msg).to_string()
+    })
 }
 
 fn imdb(args: ImdbArgs) -> Result<()> {
@@ -557,25 +546,15 @@ fn imdb(args: ImdbArgs) -> Result<()> {
     let test = load_reviews(&root, Split::Test, 0.1, args.common.seed)?;
     let tokens: Vec<Vec<String>> = train.iter().map(|r| tokenize(&r.text)).collect();
     let vocab = Vocabulary::build(tokens.iter().map(|t| t.as_slice()), 2, 50_000);
-    let runs: Vec<(ModelArg, EmbeddingArg)> = if args.compare {
-        let models = [
-            ModelArg::Rnn,
-            ModelArg::Lstm,
-            ModelArg::Gru,
-            ModelArg::Birnn,
-            ModelArg::Bilstm,
-            ModelArg::Bigru,
-            ModelArg::Attention,
-            ModelArg::Aaren,
-        ];
-        [EmbeddingArg::Glove, EmbeddingArg::Onehot]
+    let runs: Vec<(SentimentModel, EmbeddingKind)> = if args.compare {
+        [EmbeddingKind::Glove, EmbeddingKind::Onehot]
             .into_iter()
-            .flat_map(|e| models.map(|m| (m, e)))
+            .flat_map(|e| SentimentModel::ALL.map(|m| (m, e)))
             .collect()
     } else {
         vec![(args.model, args.embedding)]
     };
-    let glove = if runs.iter().any(|(_, e)| matches!(e, EmbeddingArg::Glove)) {
+    let glove = if runs.iter().any(|(_, e)| *e == EmbeddingKind::Glove) {
         Some(Glove::load(&args.data.join(&args.glove))?)
     } else {
         None
@@ -594,20 +573,7 @@ fn imdb(args: ImdbArgs) -> Result<()> {
     let name = |x: &dyn std::fmt::Debug| format!("{x:?}").to_lowercase();
     let mut rows = Vec::new();
     for &(model_arg, embedding_arg) in &runs {
-        let model = match model_arg {
-            ModelArg::Rnn => SentimentModel::Rnn,
-            ModelArg::Lstm => SentimentModel::Lstm,
-            ModelArg::Gru => SentimentModel::Gru,
-            ModelArg::Birnn => SentimentModel::Birnn,
-            ModelArg::Bilstm => SentimentModel::Bilstm,
-            ModelArg::Bigru => SentimentModel::Bigru,
-            ModelArg::Attention => SentimentModel::Attention,
-            ModelArg::Aaren => SentimentModel::Aaren,
-        };
-        let embedding = match embedding_arg {
-            EmbeddingArg::Glove => EmbeddingKind::Glove,
-            EmbeddingArg::Onehot => EmbeddingKind::Onehot,
-        };
+        let (model, embedding) = (model_arg, embedding_arg);
         let config = SentimentConfig {
             model,
             embedding,

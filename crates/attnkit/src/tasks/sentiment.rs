@@ -38,6 +38,20 @@ pub enum SentimentModel {
     Aaren,
 }
 
+impl SentimentModel {
+    /// Every model, in the order of the comparison table.
+    pub const ALL: [Self; 8] = [
+        Self::Rnn,
+        Self::Lstm,
+        Self::Gru,
+        Self::Birnn,
+        Self::Bilstm,
+        Self::Bigru,
+        Self::Attention,
+        Self::Aaren,
+    ];
+}
+
 /// How words become vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
