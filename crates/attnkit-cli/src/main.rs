@@ -4,6 +4,7 @@ mod aaren;
 mod bench;
 mod chart;
 mod data;
+mod export;
 mod forward;
 mod tour;
 mod train;
@@ -28,6 +29,8 @@ enum Command {
     Aaren(aaren::AarenArgs),
     /// Train a seed task (progress bar, checkpoints, --resume, --summary).
     Train(train::TrainArgs),
+    /// Write a module (or a trained checkpoint) as ONNX.
+    Export(export::ExportArgs),
     /// Time one workload (the benchmark contract; --json for machines).
     Bench(bench::BenchArgs),
     /// Build and inspect the IMDB and GloVe data.
@@ -41,6 +44,7 @@ fn main() {
         Command::Forward(args) => forward::run(args),
         Command::Aaren(args) => aaren::run(args),
         Command::Train(args) => train::run(args),
+        Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Data(args) => data::run(args),
     };

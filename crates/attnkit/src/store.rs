@@ -221,6 +221,18 @@ impl TensorStore {
         t.to_tensor(name, device)
     }
 
+    /// The tensor `name` on the host, checked against `expected` (`None` = any size).
+    pub fn checked(
+        &self,
+        name: &str,
+        expected: &[Option<usize>],
+        dims: &[&str],
+    ) -> Result<&StoredTensor> {
+        let t = self.require(name)?;
+        check_shape(&self.describe(name), &t.shape, expected, dims)?;
+        Ok(t)
+    }
+
     /// Like [`TensorStore::tensor`] for a tensor that may be absent.
     pub fn optional_tensor<const D: usize>(
         &self,

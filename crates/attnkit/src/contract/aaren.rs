@@ -3,32 +3,43 @@
 
 use serde::Deserialize;
 
-use super::Call;
+use super::{Call, ModuleConfig};
 use crate::aaren::{AarenConfig, AarenMode};
 use crate::attention::mask_from_floats;
 use crate::error::Result;
 use crate::store::{TensorStore, TorchWeights};
 
-#[derive(Deserialize)]
-struct Config {
-    embed_dim: usize,
-    num_heads: usize,
+/// The `aaren` config: `embed_dim`, `num_heads`, `mode` (default `parallel`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AarenContract {
+    /// E, the model width.
+    pub embed_dim: usize,
+    /// Heads; E must divide by it.
+    pub num_heads: usize,
+    /// Iterative cell or parallel scan.
     #[serde(default)]
-    mode: AarenMode,
+    pub mode: AarenMode,
 }
 
-const WEIGHTS: [&str; 5] = [
-    "query",
-    "in_proj_weight",
-    "in_proj_bias",
-    "out_proj.weight",
-    "out_proj.bias",
-];
+impl AarenContract {
+    /// The weight names, as in the contract.
+    pub const WEIGHTS: [&'static str; 5] = [
+        "query",
+        "in_proj_weight",
+        "in_proj_bias",
+        "out_proj.weight",
+        "out_proj.bias",
+    ];
+}
+
+impl ModuleConfig for AarenContract {
+    const KEYS: &'static [&'static str] = &["embed_dim", "num_heads", "mode"];
+}
 
 pub(super) fn run(call: &mut Call<'_>) -> Result<TensorStore> {
-    let cfg: Config = call.config(&["embed_dim", "num_heads", "mode"])?;
+    let cfg: AarenContract = call.config()?;
     let e = cfg.embed_dim;
-    let weights = call.weights(&WEIGHTS)?;
+    let weights = call.weights(&AarenContract::WEIGHTS)?;
     let layer = AarenConfig::new(e, cfg.num_heads)
         .with_mode(cfg.mode)
         .init(call.device)?

@@ -2,20 +2,32 @@
 
 use serde::Deserialize;
 
-use super::Call;
+use super::{Call, ModuleConfig};
 use crate::attention::ExternalAttentionConfig;
 use crate::error::Result;
 use crate::store::{TensorStore, TorchWeights};
 
-#[derive(Deserialize)]
-struct ExternalConfig {
-    d_model: usize,
-    memory: usize,
+/// The `external` config: `d_model` and `memory` (S, the number of memory slots).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExternalContract {
+    /// d, the model width.
+    pub d_model: usize,
+    /// S, the memory size.
+    pub memory: usize,
+}
+
+impl ExternalContract {
+    /// The weight names, as in the contract.
+    pub const WEIGHTS: [&'static str; 2] = ["mk.weight", "mv.weight"];
+}
+
+impl ModuleConfig for ExternalContract {
+    const KEYS: &'static [&'static str] = &["d_model", "memory"];
 }
 
 pub(super) fn run(call: &mut Call<'_>) -> Result<TensorStore> {
-    let cfg: ExternalConfig = call.config(&["d_model", "memory"])?;
-    let weights = call.weights(&["mk.weight", "mv.weight"])?;
+    let cfg: ExternalContract = call.config()?;
+    let weights = call.weights(&ExternalContract::WEIGHTS)?;
     let module = ExternalAttentionConfig::new(cfg.d_model)
         .with_memory(cfg.memory)
         .init(call.device)?

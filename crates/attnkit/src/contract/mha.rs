@@ -2,28 +2,39 @@
 
 use serde::Deserialize;
 
-use super::Call;
+use super::{Call, ModuleConfig};
 use crate::attention::{AttentionMask, MultiHeadAttentionConfig, mask_from_floats};
 use crate::error::Result;
 use crate::store::{TensorStore, TorchWeights};
 
-#[derive(Deserialize)]
-struct MhaConfig {
-    embed_dim: usize,
-    num_heads: usize,
+/// The `mha` config: `embed_dim` and `num_heads`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MhaContract {
+    /// E, the model width.
+    pub embed_dim: usize,
+    /// Heads; E must divide by it.
+    pub num_heads: usize,
 }
 
-const WEIGHTS: [&str; 4] = [
-    "in_proj_weight",
-    "in_proj_bias",
-    "out_proj.weight",
-    "out_proj.bias",
-];
+impl MhaContract {
+    /// The weight names, as in `nn.MultiheadAttention` (the biases are absent when it
+    /// was built with `bias=False`).
+    pub const WEIGHTS: [&'static str; 4] = [
+        "in_proj_weight",
+        "in_proj_bias",
+        "out_proj.weight",
+        "out_proj.bias",
+    ];
+}
+
+impl ModuleConfig for MhaContract {
+    const KEYS: &'static [&'static str] = &["embed_dim", "num_heads"];
+}
 
 pub(super) fn run(call: &mut Call<'_>) -> Result<TensorStore> {
-    let cfg: MhaConfig = call.config(&["embed_dim", "num_heads"])?;
+    let cfg: MhaContract = call.config()?;
     let e = cfg.embed_dim;
-    let weights = call.weights(&WEIGHTS)?;
+    let weights = call.weights(&MhaContract::WEIGHTS)?;
     // A module built with `bias=False` has no bias tensors: follow the file.
     let bias = weights.get("in_proj_bias").is_some();
     let mha = MultiHeadAttentionConfig::new(e, cfg.num_heads)

@@ -24,6 +24,12 @@ mod mha;
 mod recurrent;
 mod sdpa;
 
+pub use aaren::AarenContract;
+pub use external::ExternalContract;
+pub use mha::MhaContract;
+pub use recurrent::RecurrentContract;
+pub use sdpa::SdpaContract;
+
 use std::collections::BTreeSet;
 
 use burn::prelude::*;
@@ -103,6 +109,40 @@ pub fn forward(
     })
 }
 
+/// A module's config as the contract defines it (the `--config` JSON object).
+///
+/// The ONNX exporter reads the same structs, so `forward` and `export` accept exactly
+/// the same configs.
+pub trait ModuleConfig: DeserializeOwned {
+    /// The keys this module reads.
+    const KEYS: &'static [&'static str];
+
+    /// Checks values serde cannot (finite numbers, non-zero sizes).
+    fn check(&self, _module: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// Parses `config` for `module`; every key outside [`Self::KEYS`] adds a warning,
+    /// since a misspelt key would otherwise silently change nothing.
+    fn parse(module: &str, config: &Value, warnings: &mut Vec<String>) -> Result<Self> {
+        if let Some(obj) = config.as_object() {
+            for key in obj.keys() {
+                if !Self::KEYS.contains(&key.as_str()) {
+                    warnings.push(format!(
+                        "config key `{key}` is not used by `{module}` (it reads: {})",
+                        Self::KEYS.join(", ")
+                    ));
+                }
+            }
+        }
+        let parsed: Self = serde_json::from_value(config.clone()).map_err(|e| {
+            AttnError::Config(format!("`{module}`: {}", strip_position(&e.to_string())))
+        })?;
+        parsed.check(module)?;
+        Ok(parsed)
+    }
+}
+
 /// One contract call in progress: it records which inputs and weights the module read.
 pub(crate) struct Call<'a> {
     module: &'a str,
@@ -116,26 +156,9 @@ pub(crate) struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    /// Deserialises the config into `T`, warning about keys outside `known`.
-    pub(crate) fn config<T: DeserializeOwned>(&mut self, known: &[&str]) -> Result<T> {
-        if let Some(obj) = self.config.as_object() {
-            for key in obj.keys() {
-                if !known.contains(&key.as_str()) {
-                    self.warnings.push(format!(
-                        "config key `{key}` is not used by `{}` (it reads: {})",
-                        self.module,
-                        known.join(", ")
-                    ));
-                }
-            }
-        }
-        serde_json::from_value(self.config.clone()).map_err(|e| {
-            AttnError::Config(format!(
-                "`{}`: {}",
-                self.module,
-                strip_position(&e.to_string())
-            ))
-        })
+    /// Parses the config as `T`, collecting warnings about unknown keys.
+    pub(crate) fn config<T: ModuleConfig>(&mut self) -> Result<T> {
+        T::parse(self.module, self.config, &mut self.warnings)
     }
 
     /// A required input of rank `D` checked against `expected`.

@@ -3,19 +3,53 @@
 
 use serde::Deserialize;
 
-use super::Call;
+use super::{Call, ModuleConfig};
 use crate::error::Result;
 use crate::recurrent::{RecurrentConfig, RecurrentKind};
 use crate::store::{TensorStore, TorchWeights};
 
-#[derive(Deserialize)]
-struct Config {
-    input_size: usize,
-    hidden_size: usize,
+/// The `lstm`/`gru`/`rnn` config: `input_size`, `hidden_size`, `bidirectional`
+/// (default false), `num_layers` (default 1).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecurrentContract {
+    /// Features per input step.
+    pub input_size: usize,
+    /// Hidden units per direction.
+    pub hidden_size: usize,
+    /// Adds a reverse direction whose outputs are concatenated.
     #[serde(default)]
-    bidirectional: bool,
+    pub bidirectional: bool,
+    /// Stacked layers.
     #[serde(default = "one")]
-    num_layers: usize,
+    pub num_layers: usize,
+}
+
+impl RecurrentContract {
+    /// 1 or 2.
+    pub fn directions(&self) -> usize {
+        if self.bidirectional { 2 } else { 1 }
+    }
+
+    /// PyTorch's parameter names, layer by layer, forward direction first:
+    /// `weight_ih_l{k}[_reverse]`, `weight_hh_…`, `bias_ih_…`, `bias_hh_…`.
+    pub fn weight_names(&self) -> Vec<String> {
+        let dirs = self.directions();
+        (0..self.num_layers * dirs)
+            .flat_map(|i| {
+                let suffix = format!(
+                    "_l{}{}",
+                    i / dirs,
+                    if i % dirs == 1 { "_reverse" } else { "" }
+                );
+                ["weight_ih", "weight_hh", "bias_ih", "bias_hh"].map(|w| format!("{w}{suffix}"))
+            })
+            .collect()
+    }
+}
+
+impl ModuleConfig for RecurrentContract {
+    const KEYS: &'static [&'static str] =
+        &["input_size", "hidden_size", "bidirectional", "num_layers"];
 }
 
 fn one() -> usize {
@@ -23,18 +57,8 @@ fn one() -> usize {
 }
 
 pub(super) fn run(call: &mut Call<'_>, kind: RecurrentKind) -> Result<TensorStore> {
-    let cfg: Config = call.config(&["input_size", "hidden_size", "bidirectional", "num_layers"])?;
-    let dirs = if cfg.bidirectional { 2 } else { 1 };
-    let names: Vec<String> = (0..cfg.num_layers * dirs)
-        .flat_map(|i| {
-            let suffix = format!(
-                "_l{}{}",
-                i / dirs,
-                if i % dirs == 1 { "_reverse" } else { "" }
-            );
-            ["weight_ih", "weight_hh", "bias_ih", "bias_hh"].map(|w| format!("{w}{suffix}"))
-        })
-        .collect();
+    let cfg: RecurrentContract = call.config()?;
+    let names = cfg.weight_names();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let weights = call.weights(&refs)?;
     let net = RecurrentConfig::new(kind, cfg.input_size, cfg.hidden_size)

@@ -2,28 +2,37 @@
 
 use serde::Deserialize;
 
-use super::Call;
+use super::{Call, ModuleConfig};
 use crate::attention::{ScaledDotProductAttentionConfig, mask_from_floats};
 use crate::error::{AttnError, Result};
 use crate::store::TensorStore;
 
-#[derive(Deserialize)]
-struct SdpaConfig {
+/// The `sdpa` config: `causal` (default false) and `scale` (default 1/√D).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SdpaContract {
+    /// Query i sees keys j ≤ i (top-left aligned, as PyTorch's `is_causal`).
     #[serde(default)]
-    causal: bool,
+    pub causal: bool,
+    /// Multiplies Q·Kᵀ; `None` means 1/√D.
     #[serde(default)]
-    scale: Option<f64>,
+    pub scale: Option<f64>,
+}
+
+impl ModuleConfig for SdpaContract {
+    const KEYS: &'static [&'static str] = &["causal", "scale"];
+
+    fn check(&self, module: &str) -> Result<()> {
+        match self.scale {
+            Some(s) if !s.is_finite() => Err(AttnError::Config(format!(
+                "`{module}`: scale must be finite, got {s}"
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 pub(super) fn run(call: &mut Call<'_>) -> Result<TensorStore> {
-    let cfg: SdpaConfig = call.config(&["causal", "scale"])?;
-    if let Some(s) = cfg.scale
-        && !s.is_finite()
-    {
-        return Err(AttnError::Config(format!(
-            "`sdpa`: scale must be finite, got {s}"
-        )));
-    }
+    let cfg: SdpaContract = call.config()?;
     if let Some(w) = call.weights
         && !w.is_empty()
     {

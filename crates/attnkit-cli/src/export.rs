@@ -1,0 +1,95 @@
+//! `attnkit export`: a module of the contract, or a trained checkpoint, as ONNX.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use attnkit::store::TensorStore;
+use attnkit_onnx::{ExportOptions, MaskInput, export_module, save_model, summary};
+use clap::Args;
+
+use crate::forward::read_config;
+
+/// Arguments of `attnkit export`.
+#[derive(Args)]
+#[command(
+    after_help = "Writes opset 17 (IR version 8) with the contract's input and output names
+(see `attnkit forward --help`), batch and sequence lengths dynamic.
+
+  aaren iterative   a Scan over tokens whose body is one step of the recurrence
+  aaren parallel    the prefix scan by log-depth doubling (exact up to --max-len tokens;
+                    longer sequences give NaN from position --max-len on)
+  aaren --step      one token: inputs x [B,E], state_a [B,H,E/H], state_c [B,H],
+                    state_m [B,H]; outputs output [B,E], next_state_a/c/m. Start from
+                    a = 0, c = 0, m = -inf (or the most negative float).
+  lstm, gru, rnn    ONNX's own LSTM/GRU/RNN operators, one per layer
+
+Examples:
+  attnkit export --module aaren --config '{\"embed_dim\": 8, \"num_heads\": 2, \"mode\": \"parallel\"}' \\
+      --weights aaren.safetensors --out aaren.onnx
+  attnkit export --module aaren --config aaren.json --weights aaren.safetensors --step --out cell.onnx"
+)]
+pub struct ExportArgs {
+    /// Module name: sdpa, mha, external, aaren, lstm, gru or rnn.
+    #[arg(long)]
+    module: String,
+    /// The module's config: a JSON object inline, or a path to a JSON file.
+    #[arg(long)]
+    config: String,
+    /// Safetensors file with the module's weights, under PyTorch's names.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Where to write the model. Written only if the export succeeds.
+    #[arg(long)]
+    out: PathBuf,
+    /// `key_padding_mask` of sdpa, mha and aaren: `optional` (an input with a default
+    /// of nothing masked: feed it or not), `required`, or `none`.
+    #[arg(long, default_value = "optional")]
+    mask: MaskInput,
+    /// aaren only: export one step of the recurrence with the state as inputs and
+    /// outputs, for devices that run one token at a time.
+    #[arg(long)]
+    step: bool,
+    /// aaren parallel only: the longest sequence the unrolled scan covers exactly
+    /// (rounded up to a power of two; each doubling adds one level of ~20 nodes).
+    #[arg(long, default_value_t = 65_536)]
+    max_len: usize,
+    /// Print every node of the graph after writing it.
+    #[arg(long)]
+    list_nodes: bool,
+}
+
+pub fn run(args: ExportArgs) -> Result<()> {
+    if args.max_len == 0 || args.max_len > 1 << 30 {
+        bail!("--max-len must be between 1 and 2^30, got {}", args.max_len);
+    }
+    if args.out.extension().is_none_or(|e| e != "onnx") {
+        eprintln!(
+            "warning: `{}` does not end in .onnx; writing it anyway",
+            args.out.display()
+        );
+    }
+    let config = read_config(&args.config)?;
+    let weights = args.weights.as_deref().map(TensorStore::load).transpose()?;
+    let options = ExportOptions {
+        mask: args.mask,
+        aaren_step: args.step,
+        max_len: args.max_len,
+    };
+    let exported = export_module(&args.module, &config, weights.as_ref(), &options)?;
+    for w in &exported.warnings {
+        eprintln!("warning: {w}");
+    }
+    save_model(&exported.model, &args.out)?;
+    let nodes = exported.model.graph.as_ref().map_or(0, |g| g.node.len());
+    println!(
+        "wrote {} ({} nodes; {})",
+        args.out.display(),
+        nodes,
+        summary::op_counts(&exported.model)
+    );
+    println!("{}", summary::signature(&exported.model));
+    if args.list_nodes {
+        print!("{}", summary::node_listing(&exported.model));
+    }
+    Ok(())
+}

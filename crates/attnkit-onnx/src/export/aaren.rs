@@ -1,0 +1,317 @@
+//! `aaren` as ONNX: the whole sequence (`iterative`: a `Scan` over tokens; `parallel`:
+//! an unrolled log-depth prefix scan) or one streaming step with the state as graph
+//! inputs and outputs.
+//!
+//! Every form starts from the same projections. The learned query is folded into the
+//! key projection at export time, in f64: for head h,
+//! s_h(x) = x · (q_hᵀ W_k,h)/√d + q_h·b_k,h/√d, so scores are one `[E, H]` matmul.
+//!
+//! The state of the recurrence is (m, c, a): the running max score, the denominator
+//! Σ exp(s − m) and the numerator Σ exp(s − m) v. The empty state is (−∞, 0, 0).
+//! Combining two states uses m' = max(m₁, m₂) clamped to the most negative finite
+//! float inside the exponents, so exp(−∞ − m') is exactly 0 and exp(−∞ − (−∞)) —
+//! NaN — cannot occur; outputs divide by max(c, 1), which is c whenever a token has
+//! been seen (its max term contributes exp(0) = 1) and turns the empty state into 0.
+
+use attnkit::contract::AarenContract;
+use attnkit::store::StoredTensor;
+
+use super::{Context, MaskInput, head_dim, rows};
+use crate::builder::{Attr, Dim, GraphBuilder};
+use crate::error::Result;
+use crate::ops::MOST_NEGATIVE;
+use crate::proto::tensor_proto::DataType;
+
+/// Input names of the one-step model, in order: the token and the state (a, c, m).
+pub const STEP_INPUTS: [&str; 4] = ["x", "state_a", "state_c", "state_m"];
+
+/// Output names of the one-step model: the token's output and the next state.
+pub const STEP_OUTPUTS: [&str; 4] = ["output", "next_state_a", "next_state_c", "next_state_m"];
+
+/// Score weights `[E, H]` and bias `[H]`: the query folded into the key projection.
+fn folded_scores(
+    query: &StoredTensor,
+    w_in: &StoredTensor,
+    b_in: &StoredTensor,
+    e: usize,
+    heads: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let dh = e / heads;
+    let scale = 1.0 / (dh as f64).sqrt();
+    let q: Vec<f64> = (0..e)
+        .map(|j| {
+            let row = &w_in.data[j * e..(j + 1) * e];
+            let dot: f64 = row
+                .iter()
+                .zip(&query.data)
+                .map(|(&w, &x)| w as f64 * x as f64)
+                .sum();
+            dot + b_in.data[j] as f64
+        })
+        .collect();
+    let mut ws = vec![0.0f32; e * heads];
+    let mut bs = vec![0.0f32; heads];
+    for h in 0..heads {
+        for col in 0..e {
+            let acc: f64 = (h * dh..(h + 1) * dh)
+                .map(|j| q[j] * w_in.data[(e + j) * e + col] as f64)
+                .sum();
+            ws[col * heads + h] = (acc * scale) as f32;
+        }
+        let acc: f64 = (h * dh..(h + 1) * dh)
+            .map(|j| q[j] * b_in.data[e + j] as f64)
+            .sum();
+        bs[h] = (acc * scale) as f32;
+    }
+    (ws, bs)
+}
+
+/// One step of the recurrence on (m `[B,H]`, c `[B,H]`, a `[B,H,d]`) with score
+/// `[B,H]` and value `[B,H,d]`. Returns (m', c', a', output `[B,H,d]`).
+fn cell_step(
+    g: &mut GraphBuilder,
+    m: &str,
+    c: &str,
+    a: &str,
+    s: &str,
+    v: &str,
+) -> (String, String, String, String) {
+    let (alpha, beta, m2) = rescale(g, m, s);
+    let c_old = g.binary("Mul", c, &alpha);
+    let c2 = g.binary("Add", &c_old, &beta);
+    let alpha_d = g.unsqueeze(&alpha, &[2]);
+    let beta_d = g.unsqueeze(&beta, &[2]);
+    let a_old = g.binary("Mul", a, &alpha_d);
+    let a_new = g.binary("Mul", v, &beta_d);
+    let a2 = g.binary("Add", &a_old, &a_new);
+    let y = normalise(g, &a2, &c2, 2);
+    (m2, c2, a2, y)
+}
+
+/// m' = max(m₁, m₂) and the factors exp(m₁ − m'), exp(m₂ − m') with the −∞ guard.
+fn rescale(g: &mut GraphBuilder, m1: &str, m2: &str) -> (String, String, String) {
+    let m = g.binary("Max", m1, m2);
+    let floor = g.f32_scalar("most_negative", MOST_NEGATIVE);
+    let safe = g.binary("Max", &m, &floor);
+    let d1 = g.binary("Sub", m1, &safe);
+    let d2 = g.binary("Sub", m2, &safe);
+    let f1 = g.exp(&d1);
+    let f2 = g.exp(&d2);
+    (f1, f2, m)
+}
+
+/// a / max(c, 1) with c broadcast over the feature axis `axis`.
+fn normalise(g: &mut GraphBuilder, a: &str, c: &str, axis: i64) -> String {
+    let one = g.f32_scalar("one", 1.0);
+    let c = g.binary("Max", c, &one);
+    let c = g.unsqueeze(&c, &[axis]);
+    g.binary("Div", a, &c)
+}
+
+/// The exported Aaren layer: `[B, L, E]` (or `[B, E]` for the step form) in and out.
+pub(super) fn aaren(ctx: &mut Context<'_>, cfg: &AarenContract) -> Result<GraphBuilder> {
+    let e = cfg.embed_dim;
+    let heads = cfg.num_heads;
+    let dh = head_dim("aaren", e, heads)?;
+    let query = ctx.weight("query", &[Some(e)], &["E"])?;
+    let w_in = ctx.weight("in_proj_weight", &[Some(3 * e), Some(e)], &["3E", "E"])?;
+    let b_in = ctx.weight("in_proj_bias", &[Some(3 * e)], &["3E"])?;
+    let w_out = ctx.weight("out_proj.weight", &[Some(e), Some(e)], &["E", "E"])?;
+    let b_out = ctx.weight("out_proj.bias", &[Some(e)], &["E"])?;
+    let (ws, bs) = folded_scores(query, w_in, b_in, e, heads);
+    let w_v = rows(w_in, 2 * e, e);
+    let b_v = rows(b_in, 2 * e, e);
+
+    if ctx.options.aaren_step {
+        if ctx.options.mask == MaskInput::Required {
+            return Err(ctx
+                .unsupported("the step form has no mask input: skip the call for a masked token"));
+        }
+        let mut g = GraphBuilder::new("aaren_step");
+        let batch = Dim::named("B");
+        let x = g.input(STEP_INPUTS[0], &[batch.clone(), Dim::fixed(e)]);
+        let state_dims_a = [batch.clone(), Dim::fixed(heads), Dim::fixed(dh)];
+        let state_dims = [batch.clone(), Dim::fixed(heads)];
+        let a = g.input(STEP_INPUTS[1], &state_dims_a);
+        let c = g.input(STEP_INPUTS[2], &state_dims);
+        let m = g.input(STEP_INPUTS[3], &state_dims);
+        let w_s = g.f32_tensor("score_weight", &[e, heads], &ws);
+        let b_s = g.f32_tensor("score_bias", &[heads], &bs);
+        let s = g.matmul(&x, &w_s);
+        let s = g.binary("Add", &s, &b_s);
+        let v = g.linear(&x, "in_proj_weight.v", &w_v, Some(("in_proj_bias.v", &b_v)));
+        let v = g.reshape(&v, &[0, heads as i64, dh as i64]);
+        let (m2, c2, a2, y) = cell_step(&mut g, &m, &c, &a, &s, &v);
+        let y = g.reshape(&y, &[0, e as i64]);
+        let out = g.linear(&y, "out_proj.weight", w_out, Some(("out_proj.bias", b_out)));
+        g.output(&out, STEP_OUTPUTS[0], &[batch.clone(), Dim::fixed(e)]);
+        g.output(&a2, STEP_OUTPUTS[1], &state_dims_a);
+        g.output(&c2, STEP_OUTPUTS[2], &state_dims);
+        g.output(&m2, STEP_OUTPUTS[3], &state_dims);
+        return Ok(g);
+    }
+
+    let mut g = GraphBuilder::new(match cfg.mode {
+        attnkit::aaren::AarenMode::Iterative => "aaren_iterative",
+        attnkit::aaren::AarenMode::Parallel => "aaren_parallel",
+    });
+    let seq = [Dim::named("B"), Dim::named("L"), Dim::fixed(e)];
+    let x = g.input("x", &seq);
+    let ignore = ctx.mask_input(&mut g, "B", "L");
+    let w_s = g.f32_tensor("score_weight", &[e, heads], &ws);
+    let b_s = g.f32_tensor("score_bias", &[heads], &bs);
+    let s = g.matmul(&x, &w_s);
+    let mut s = g.binary("Add", &s, &b_s);
+    if let Some(ignore) = ignore {
+        let ignore = g.unsqueeze(&ignore, &[2]);
+        let ninf = g.f32_scalar("neg_inf", f32::NEG_INFINITY);
+        s = g.where_(&ignore, &ninf, &s);
+    }
+    let v = g.linear(&x, "in_proj_weight.v", &w_v, Some(("in_proj_bias.v", &b_v)));
+    let v = g.reshape(&v, &[0, 0, heads as i64, dh as i64]);
+    let y = match cfg.mode {
+        attnkit::aaren::AarenMode::Iterative => scan_over_tokens(&mut g, &x, &s, &v, heads, dh),
+        attnkit::aaren::AarenMode::Parallel => {
+            let levels = ctx
+                .options
+                .max_len
+                .max(2)
+                .next_power_of_two()
+                .trailing_zeros();
+            prefix_doubling(&mut g, &x, &s, &v, levels)
+        }
+    };
+    let y = g.reshape(&y, &[0, 0, e as i64]);
+    let out = g.linear(&y, "out_proj.weight", w_out, Some(("out_proj.bias", b_out)));
+    g.output(&out, "output", &seq);
+    Ok(g)
+}
+
+/// `iterative`: a `Scan` whose body is [`cell_step`], over scores `[B,L,H]` and values
+/// `[B,L,H,d]` along axis 1. Returns the outputs `[B,L,H,d]`.
+fn scan_over_tokens(
+    g: &mut GraphBuilder,
+    x: &str,
+    s: &str,
+    v: &str,
+    heads: usize,
+    dh: usize,
+) -> String {
+    let mut body = GraphBuilder::new("aaren_cell");
+    let float = DataType::Float;
+    // Body dimensions stay unset: runtimes take them from the outer graph.
+    let m = body.typed_input("cell/m", float, None);
+    let c = body.typed_input("cell/c", float, None);
+    let a = body.typed_input("cell/a", float, None);
+    let s_t = body.typed_input("cell/s_t", float, None);
+    let v_t = body.typed_input("cell/v_t", float, None);
+    let (m2, c2, a2, y) = cell_step(&mut body, &m, &c, &a, &s_t, &v_t);
+    body.typed_output(&m2, "cell/m_next", None);
+    body.typed_output(&c2, "cell/c_next", None);
+    body.typed_output(&a2, "cell/a_next", None);
+    body.typed_output(&y, "cell/y_t", None);
+    let body = prefix_body_names(body.build(), "cell/");
+
+    let batch = g.dim_of(x, 0);
+    let h = g.i64_tensor("heads", &[heads as i64]);
+    let hd = g.i64_tensor("heads_and_head_dim", &[heads as i64, dh as i64]);
+    let shape_bh = g.concat(&[&batch, &h], 0);
+    let shape_bhd = g.concat(&[&batch, &hd], 0);
+    let m0 = g.filled(&shape_bh, f32::NEG_INFINITY);
+    let c0 = g.filled(&shape_bh, 0.0);
+    let a0 = g.filled(&shape_bhd, 0.0);
+    let outs = g.node_n(
+        "Scan",
+        &[&m0, &c0, &a0, s, v],
+        4,
+        vec![
+            ("body", Attr::Graph(Box::new(body))),
+            ("num_scan_inputs", Attr::Int(2)),
+            ("scan_input_axes", Attr::Ints(vec![1, 1])),
+            ("scan_output_axes", Attr::Ints(vec![1])),
+        ],
+    );
+    outs[3].clone()
+}
+
+/// Renames a body graph's internal values (node outputs, initializers) with `prefix`
+/// so no name repeats one of the outer graph: ONNX wants every name in a model
+/// assigned once, subgraphs included.
+fn prefix_body_names(mut body: crate::proto::GraphProto, prefix: &str) -> crate::proto::GraphProto {
+    let keep: std::collections::BTreeSet<String> = body
+        .input
+        .iter()
+        .chain(&body.output)
+        .map(|v| v.name.clone())
+        .collect();
+    let rename = |n: &str| {
+        if n.is_empty() || keep.contains(n) {
+            n.to_string()
+        } else {
+            format!("{prefix}{n}")
+        }
+    };
+    for t in &mut body.initializer {
+        t.name = rename(&t.name);
+    }
+    for node in &mut body.node {
+        node.name = format!("{prefix}{}", node.name);
+        for i in &mut node.input {
+            *i = rename(i);
+        }
+        for o in &mut node.output {
+            *o = rename(o);
+        }
+    }
+    body
+}
+
+/// `parallel`: the inclusive prefix scan of (m, c, a) by Hillis–Steele doubling,
+/// unrolled for `levels` steps (exact for L ≤ 2^levels). Step k combines each
+/// position with the one 2^k before it; positions before the start see the empty
+/// state, put there by `Pad` and a `Slice` that drops the last 2^k. Positions at or
+/// beyond 2^levels come out NaN rather than silently missing tokens.
+fn prefix_doubling(g: &mut GraphBuilder, x: &str, s: &str, v: &str, levels: u32) -> String {
+    // Leaves: (s, 1, v) for a token, the empty state (−∞, 0, 0) where masked.
+    let floor = g.f32_scalar("most_negative", MOST_NEGATIVE);
+    let s_safe = g.binary("Max", s, &floor);
+    let diff = g.binary("Sub", s, &s_safe);
+    let mut c = g.exp(&diff);
+    let c_d = g.unsqueeze(&c, &[3]);
+    let mut a = g.binary("Mul", v, &c_d);
+    let mut m = s.to_string();
+    for k in 0..levels {
+        let shift = 1i64 << k;
+        let m_pad = g.pad_front(&m, 3, 1, shift, f32::NEG_INFINITY);
+        let m_prev = g.slice(&m_pad, 1, 0, -shift);
+        let c_pad = g.pad_front(&c, 3, 1, shift, 0.0);
+        let c_prev = g.slice(&c_pad, 1, 0, -shift);
+        let a_pad = g.pad_front(&a, 4, 1, shift, 0.0);
+        let a_prev = g.slice(&a_pad, 1, 0, -shift);
+        let (f_prev, f_cur, m2) = rescale(g, &m_prev, &m);
+        let c_old = g.binary("Mul", &c_prev, &f_prev);
+        let c_new = g.binary("Mul", &c, &f_cur);
+        let c2 = g.binary("Add", &c_old, &c_new);
+        let f_prev_d = g.unsqueeze(&f_prev, &[3]);
+        let f_cur_d = g.unsqueeze(&f_cur, &[3]);
+        let a_old = g.binary("Mul", &a_prev, &f_prev_d);
+        let a_new = g.binary("Mul", &a, &f_cur_d);
+        let a2 = g.binary("Add", &a_old, &a_new);
+        m = m2;
+        c = c2;
+        a = a2;
+    }
+    let y = normalise(g, &a, &c, 3);
+    // NaN from position 2^levels on.
+    let shape = g.node("Shape", &[x], vec![]);
+    let axis = g.i64_scalar("seq_axis", 1);
+    let len = g.node("Gather", &[&shape, &axis], vec![("axis", Attr::Int(0))]);
+    let zero = g.i64_scalar("zero", 0);
+    let one = g.i64_scalar("one_i64", 1);
+    let pos = g.node("Range", &[&zero, &len, &one], vec![]);
+    let limit = g.i64_scalar("max_len", 1i64 << levels);
+    let covered = g.binary("Less", &pos, &limit);
+    let covered = g.reshape(&covered, &[1, -1, 1, 1]);
+    let nan = g.f32_scalar("nan", f32::NAN);
+    g.where_(&covered, &y, &nan)
+}

@@ -1,0 +1,249 @@
+"""Runs `attnkit export` files in onnxruntime and compares them with independent oracles.
+
+For every committed fixture of an exportable module (tools/fixtures/attention/<case>/,
+written by PyTorch or by the numpy float64 definition), this script
+
+1. exports the module with `attnkit export` (the case's config and weights),
+2. checks the file with `onnx.checker.check_model(full_check=True)`,
+3. runs it in onnxruntime on the case's inputs, and
+4. compares every output with the fixture's expected values:
+   |got - want| <= atol + rtol * |want| with atol 2e-4, rtol 2e-3 (the export
+   acceptance bound), and reports the worst ratio also against the case's own
+   (tighter) tolerance.
+
+It also checks what the fixtures do not cover: the optional mask input (fed and left
+out), the one-step Aaren model streamed token by token against the whole-sequence
+output, dynamic batch and length on one file, and that a bad request writes no file.
+
+Usage: python tools/onnx_check.py [--attnkit target/release/attnkit]
+Needs: onnx, onnxruntime, numpy, safetensors (tools/requirements-onnx.txt).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from safetensors.numpy import load_file, save_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(ROOT, "tools", "fixtures", "attention")
+EXPORTABLE = {"sdpa", "mha", "external", "aaren", "lstm", "gru", "rnn"}
+ATOL, RTOL = 2e-4, 2e-3
+
+
+def export(attnkit, module, config, weights, out, *extra):
+    cmd = [attnkit, "export", "--module", module, "--config", config, "--out", out]
+    if weights is not None:
+        cmd += ["--weights", weights]
+    cmd += list(extra)
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def session(path):
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    return model, ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+def feedable(sess):
+    names = [i.name for i in sess.get_inputs()]
+    names += [i.name for i in sess.get_overridable_initializers()]
+    return names
+
+
+def ratio(got, want, atol, rtol):
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape:
+        raise AssertionError(f"shape {got.shape} != {want.shape}")
+    if not np.all(np.isfinite(got)):
+        return float("inf")
+    return float(np.max(np.abs(got - want) / (atol + rtol * np.abs(want)), initial=0.0))
+
+
+def check_fixtures(attnkit, tmp, failures):
+    rows = []
+    for case_name in sorted(os.listdir(FIXTURES)):
+        d = os.path.join(FIXTURES, case_name)
+        case_path = os.path.join(d, "case.json")
+        if not os.path.exists(case_path):
+            continue
+        case = json.load(open(case_path))
+        module = case["module"]
+        if module not in EXPORTABLE:
+            continue
+        weights = os.path.join(d, "weights.safetensors")
+        weights = weights if os.path.exists(weights) else None
+        out = os.path.join(tmp, case_name + ".onnx")
+        r = export(attnkit, module, json.dumps(case["config"]), weights, out)
+        if r.returncode != 0:
+            failures.append(f"{case_name}: export failed: {r.stderr.strip()}")
+            continue
+        _, sess = session(out)
+        inputs = load_file(os.path.join(d, "input.safetensors"))
+        expected = load_file(os.path.join(d, "expected.safetensors"))
+        names = feedable(sess)
+        feeds = {k: v for k, v in inputs.items() if k in names}
+        outs = sess.run(None, feeds)
+        by_name = dict(zip([o.name for o in sess.get_outputs()], outs))
+        worst, worst_own = 0.0, 0.0
+        for name, want in expected.items():
+            worst = max(worst, ratio(by_name[name], want, ATOL, RTOL))
+            own = case["tolerance"]
+            worst_own = max(worst_own, ratio(by_name[name], want, own["atol"], own["rtol"]))
+        length = max(v.shape[-2] if v.ndim >= 2 else 1 for v in inputs.values())
+        rows.append((case_name, module, length, worst, worst_own, case["generator"]))
+        if worst > 1.0:
+            failures.append(f"{case_name}: {worst:.2f}x the tolerance")
+    print(f"{'case':28} {'module':8} {'len':>5} {'x tol':>8} {'x own tol':>10}  oracle")
+    for name, module, length, worst, own, gen in rows:
+        print(f"{name:28} {module:8} {length:5d} {worst:8.4f} {own:10.4f}  {gen}")
+    return len(rows)
+
+
+def rand(rng, *shape, scale=1.0):
+    return (rng.uniform(-1, 1, size=shape) * scale).astype(np.float32)
+
+
+def aaren_weights(rng, e, query_scale):
+    return {
+        "query": rand(rng, e, scale=query_scale),
+        "in_proj_weight": rand(rng, 3 * e, e, scale=0.5),
+        "in_proj_bias": rand(rng, 3 * e, scale=0.2),
+        "out_proj.weight": rand(rng, e, e, scale=0.5),
+        "out_proj.bias": rand(rng, e, scale=0.2),
+    }
+
+
+def aaren_oracle(w, x, mask, heads):
+    """Float64 definition: causal softmax of the learned query over unmasked tokens."""
+    e = x.shape[-1]
+    dh = e // heads
+    wq, wk, wv = np.split(w["in_proj_weight"].astype(np.float64), 3)
+    bq, bk, bv = np.split(w["in_proj_bias"].astype(np.float64), 3)
+    q = wq @ w["query"].astype(np.float64) + bq
+    x = x.astype(np.float64)
+    k = x @ wk.T + bk
+    v = x @ wv.T + bv
+    b, length, _ = x.shape
+    y = np.zeros((b, length, e))
+    for h in range(heads):
+        sl = slice(h * dh, (h + 1) * dh)
+        s = k[:, :, sl] @ q[sl] / np.sqrt(dh)  # [B, L]
+        for bi in range(b):
+            for t in range(length):
+                keep = mask[bi, : t + 1] < 0.5
+                if not keep.any():
+                    continue
+                st = s[bi, : t + 1][keep]
+                p = np.exp(st - st.max())
+                y[bi, t, sl] = (p / p.sum()) @ v[bi, : t + 1, sl][keep]
+    return y @ w["out_proj.weight"].astype(np.float64).T + w["out_proj.bias"]
+
+
+def check_extras(attnkit, tmp, failures):
+    rng = np.random.default_rng(0)
+    e, heads = 8, 2
+    w = aaren_weights(rng, e, 3.0)
+    wpath = os.path.join(tmp, "aaren_w.safetensors")
+    save_file(w, wpath)
+    results = []
+
+    # Optional mask, fed and left out; dynamic batch and length on one file.
+    for mode in ["iterative", "parallel"]:
+        cfg = json.dumps({"embed_dim": e, "num_heads": heads, "mode": mode})
+        out = os.path.join(tmp, f"aaren_{mode}.onnx")
+        r = export(attnkit, "aaren", cfg, wpath, out)
+        assert r.returncode == 0, r.stderr
+        _, sess = session(out)
+        for b, length in [(3, 7), (1, 40)]:
+            x = rand(rng, b, length, e, scale=1.5)
+            mask = np.zeros((b, length), np.float32)
+            if b > 1:
+                mask[1, -2:] = 1.0
+                mask[2, :3] = 1.0
+            fed = sess.run(None, {"x": x, "key_padding_mask": mask})[0]
+            unfed = sess.run(None, {"x": x})[0]
+            r1 = ratio(fed, aaren_oracle(w, x, mask, heads), ATOL, RTOL)
+            r2 = ratio(unfed, aaren_oracle(w, x, np.zeros_like(mask), heads), ATOL, RTOL)
+            results.append((f"aaren {mode} B{b} L{length} mask fed", r1))
+            results.append((f"aaren {mode} B{b} L{length} mask left out", r2))
+
+    # The one-step model streamed token by token.
+    out = os.path.join(tmp, "aaren_step.onnx")
+    cfg = json.dumps({"embed_dim": e, "num_heads": heads, "mode": "iterative"})
+    r = export(attnkit, "aaren", cfg, wpath, out, "--step")
+    assert r.returncode == 0, r.stderr
+    _, sess = session(out)
+    b, length = 2, 50
+    x = rand(rng, b, length, e, scale=1.5)
+    want = aaren_oracle(w, x, np.zeros((b, length)), heads)
+    state = {
+        "state_a": np.zeros((b, heads, e // heads), np.float32),
+        "state_c": np.zeros((b, heads), np.float32),
+        "state_m": np.full((b, heads), -np.inf, np.float32),
+    }
+    worst = 0.0
+    for t in range(length):
+        y, a, c, m = sess.run(None, {"x": x[:, t], **state})
+        state = {"state_a": a, "state_c": c, "state_m": m}
+        worst = max(worst, ratio(y, want[:, t], ATOL, RTOL))
+    results.append((f"aaren --step streamed over {length} tokens", worst))
+
+    # mha with the optional mask left out equals an all-zero mask.
+    mw = {
+        "in_proj_weight": rand(rng, 3 * e, e, scale=0.5),
+        "in_proj_bias": rand(rng, 3 * e, scale=0.2),
+        "out_proj.weight": rand(rng, e, e, scale=0.5),
+        "out_proj.bias": rand(rng, e, scale=0.2),
+    }
+    mpath = os.path.join(tmp, "mha_w.safetensors")
+    save_file(mw, mpath)
+    out = os.path.join(tmp, "mha.onnx")
+    r = export(attnkit, "mha", json.dumps({"embed_dim": e, "num_heads": heads}), mpath, out)
+    assert r.returncode == 0, r.stderr
+    _, sess = session(out)
+    q = rand(rng, 2, 5, e)
+    kv = rand(rng, 2, 6, e)
+    a = sess.run(None, {"query": q, "key": kv, "value": kv})
+    z = sess.run(None, {"query": q, "key": kv, "value": kv, "key_padding_mask": np.zeros((2, 6), np.float32)})
+    results.append(("mha mask left out == zero mask", ratio(a[0], z[0], 1e-7, 0.0)))
+
+    # A bad request fails and writes nothing.
+    bad = os.path.join(tmp, "bad.onnx")
+    r = export(attnkit, "lstm", json.dumps({"input_size": 3, "hidden_size": 2}), mpath, bad)
+    ok = r.returncode != 0 and not os.path.exists(bad) and "weight_ih_l0" in r.stderr
+    results.append(("bad weights: error names the tensor, no file", 0.0 if ok else float("inf")))
+
+    for name, worst in results:
+        print(f"{name:48} {worst:8.4f}")
+        if not worst <= 1.0:
+            failures.append(f"{name}: {worst}")
+    return len(results)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--attnkit", default=os.path.join(ROOT, "target", "release", "attnkit"))
+    args = p.parse_args()
+    print(f"onnx {onnx.__version__}, onnxruntime {ort.__version__}, numpy {np.__version__}")
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        n = check_fixtures(args.attnkit, tmp, failures)
+        m = check_extras(args.attnkit, tmp, failures)
+    if failures:
+        print(f"FAILED ({len(failures)}):", *failures, sep="\n  ")
+        sys.exit(1)
+    print(f"ok: {n} fixture cases and {m} extra checks within atol {ATOL}, rtol {RTOL}")
+
+
+if __name__ == "__main__":
+    main()
