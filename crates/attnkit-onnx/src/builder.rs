@@ -167,6 +167,7 @@ pub struct GraphBuilder {
     outputs: Vec<ValueInfoProto>,
     taken: std::collections::BTreeSet<String>,
     counter: usize,
+    prefix: String,
 }
 
 impl GraphBuilder {
@@ -180,13 +181,25 @@ impl GraphBuilder {
             outputs: Vec::new(),
             taken: Default::default(),
             counter: 0,
+            prefix: String::new(),
+        }
+    }
+
+    /// A graph for a subgraph attribute (a `Scan` body): every name it makes starts
+    /// with `prefix`, since ONNX wants each name assigned once in the whole model,
+    /// subgraphs included.
+    pub fn subgraph(name: &str, prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_string(),
+            ..Self::new(name)
         }
     }
 
     /// A value name not used yet in this graph, built from `hint`.
     pub fn fresh(&mut self, hint: &str) -> String {
-        if self.taken.insert(hint.to_string()) {
-            return hint.to_string();
+        let hint = format!("{}{hint}", self.prefix);
+        if self.taken.insert(hint.clone()) {
+            return hint;
         }
         loop {
             self.counter += 1;
@@ -283,6 +296,20 @@ impl GraphBuilder {
             .expect("node_n returns one name per output")
     }
 
+    /// Like [`GraphBuilder::node`], naming the output after `hint` (for readable
+    /// graphs: `scores`, `m_1`, …) rather than after the operator.
+    pub fn node_as(
+        &mut self,
+        hint: &str,
+        op: &str,
+        inputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+    ) -> String {
+        let out = self.fresh(hint);
+        self.push_node(op, inputs, std::slice::from_ref(&out), attrs);
+        out
+    }
+
     /// Adds a node with `n_outputs` outputs and returns their names.
     pub fn node_n(
         &mut self,
@@ -317,7 +344,7 @@ impl GraphBuilder {
         outputs: &[String],
         attrs: Vec<(&str, Attr)>,
     ) {
-        let name = format!("{}_{}", op, self.nodes.len());
+        let name = format!("{}{}_{}", self.prefix, op, self.nodes.len());
         self.nodes.push(NodeProto {
             name,
             op_type: op.to_string(),

@@ -103,6 +103,38 @@ fn run_tract_per_sequence(model: &ModelProto, inputs: &TensorStore) -> TensorSto
     out
 }
 
+/// Every value name is assigned once in the whole model, subgraphs included (ONNX's
+/// single static assignment rule, which onnx.checker enforces).
+fn assert_single_assignment(model: &ModelProto, what: &str) {
+    fn walk(
+        g: &attnkit_onnx::proto::GraphProto,
+        seen: &mut std::collections::BTreeSet<String>,
+        what: &str,
+    ) {
+        let assigned = g
+            .input
+            .iter()
+            .map(|v| &v.name)
+            .chain(g.initializer.iter().map(|t| &t.name))
+            .chain(g.node.iter().flat_map(|n| n.output.iter()));
+        let inputs: std::collections::BTreeSet<&String> = g.input.iter().map(|v| &v.name).collect();
+        for name in assigned {
+            // An input with a default is listed as input and initializer.
+            if !seen.insert(name.clone()) && !inputs.contains(name) {
+                panic!("{what}: `{name}` is assigned twice");
+            }
+        }
+        for n in &g.node {
+            for a in &n.attribute {
+                if let Some(body) = &a.g {
+                    walk(body, seen, what);
+                }
+            }
+        }
+    }
+    walk(model.graph.as_ref().unwrap(), &mut Default::default(), what);
+}
+
 /// The worst |got − want| / (atol + rtol·|want|) over all elements (≤ 1 passes).
 fn worst_ratio(got: &StoredTensor, want: &StoredTensor, atol: f64, rtol: f64) -> f64 {
     assert_eq!(got.shape, want.shape, "shapes differ");
@@ -189,6 +221,7 @@ fn check_against_burn(
 ) {
     let exported = export_module(module, &config, weights, options).unwrap();
     assert!(exported.warnings.is_empty(), "{:?}", exported.warnings);
+    assert_single_assignment(&exported.model, module);
     for inputs in input_sets {
         let got = run_tract(&exported.model, inputs);
         let want = burn_forward(module, &config, weights, inputs);
@@ -484,6 +517,7 @@ fn aaren_step_model_streams_the_sequence() {
         },
     )
     .unwrap();
+    assert_single_assignment(&step.model, "aaren step");
     let x = random(&mut rng, &[b, l, e], 1.5);
     let want = burn_forward(
         "aaren",

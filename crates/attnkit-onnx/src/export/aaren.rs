@@ -76,27 +76,27 @@ fn cell_step(
     s: &str,
     v: &str,
 ) -> (String, String, String, String) {
-    let (alpha, beta, m2) = rescale(g, m, s);
+    let (alpha, beta, m2) = rescale(g, m, s, "m_next");
     let c_old = g.binary("Mul", c, &alpha);
-    let c2 = g.binary("Add", &c_old, &beta);
+    let c2 = g.node_as("c_next", "Add", &[&c_old, &beta], vec![]);
     let alpha_d = g.unsqueeze(&alpha, &[2]);
     let beta_d = g.unsqueeze(&beta, &[2]);
     let a_old = g.binary("Mul", a, &alpha_d);
     let a_new = g.binary("Mul", v, &beta_d);
-    let a2 = g.binary("Add", &a_old, &a_new);
+    let a2 = g.node_as("a_next", "Add", &[&a_old, &a_new], vec![]);
     let y = normalise(g, &a2, &c2, 2);
     (m2, c2, a2, y)
 }
 
 /// m' = max(m₁, m₂) and the factors exp(m₁ − m'), exp(m₂ − m') with the −∞ guard.
-fn rescale(g: &mut GraphBuilder, m1: &str, m2: &str) -> (String, String, String) {
-    let m = g.binary("Max", m1, m2);
+fn rescale(g: &mut GraphBuilder, m1: &str, m2: &str, name: &str) -> (String, String, String) {
+    let m = g.node_as(name, "Max", &[m1, m2], vec![]);
     let floor = g.f32_scalar("most_negative", MOST_NEGATIVE);
     let safe = g.binary("Max", &m, &floor);
     let d1 = g.binary("Sub", m1, &safe);
     let d2 = g.binary("Sub", m2, &safe);
-    let f1 = g.exp(&d1);
-    let f2 = g.exp(&d2);
+    let f1 = g.node_as("factor", "Exp", &[&d1], vec![]);
+    let f2 = g.node_as("factor", "Exp", &[&d2], vec![]);
     (f1, f2, m)
 }
 
@@ -105,7 +105,7 @@ fn normalise(g: &mut GraphBuilder, a: &str, c: &str, axis: i64) -> String {
     let one = g.f32_scalar("one", 1.0);
     let c = g.binary("Max", c, &one);
     let c = g.unsqueeze(&c, &[axis]);
-    g.binary("Div", a, &c)
+    g.node_as("attended", "Div", &[a, &c], vec![])
 }
 
 /// The exported Aaren layer: `[B, L, E]` (or `[B, E]` for the step form) in and out.
@@ -138,9 +138,10 @@ pub(super) fn aaren(ctx: &mut Context<'_>, cfg: &AarenContract) -> Result<GraphB
         let w_s = g.f32_tensor("score_weight", &[e, heads], &ws);
         let b_s = g.f32_tensor("score_bias", &[heads], &bs);
         let s = g.matmul(&x, &w_s);
-        let s = g.binary("Add", &s, &b_s);
+        let s = g.node_as("scores", "Add", &[&s, &b_s], vec![]);
         let v = g.linear(&x, "in_proj_weight.v", &w_v, Some(("in_proj_bias.v", &b_v)));
-        let v = g.reshape(&v, &[0, heads as i64, dh as i64]);
+        let shape = g.i64_tensor("shape", &[0, heads as i64, dh as i64]);
+        let v = g.node_as("values", "Reshape", &[&v, &shape], vec![]);
         let (m2, c2, a2, y) = cell_step(&mut g, &m, &c, &a, &s, &v);
         let y = g.reshape(&y, &[0, e as i64]);
         let out = g.linear(&y, "out_proj.weight", w_out, Some(("out_proj.bias", b_out)));
@@ -161,14 +162,15 @@ pub(super) fn aaren(ctx: &mut Context<'_>, cfg: &AarenContract) -> Result<GraphB
     let w_s = g.f32_tensor("score_weight", &[e, heads], &ws);
     let b_s = g.f32_tensor("score_bias", &[heads], &bs);
     let s = g.matmul(&x, &w_s);
-    let mut s = g.binary("Add", &s, &b_s);
+    let mut s = g.node_as("scores", "Add", &[&s, &b_s], vec![]);
     if let Some(ignore) = ignore {
         let ignore = g.unsqueeze(&ignore, &[2]);
         let ninf = g.f32_scalar("neg_inf", f32::NEG_INFINITY);
-        s = g.where_(&ignore, &ninf, &s);
+        s = g.node_as("scores_masked", "Where", &[&ignore, &ninf, &s], vec![]);
     }
     let v = g.linear(&x, "in_proj_weight.v", &w_v, Some(("in_proj_bias.v", &b_v)));
-    let v = g.reshape(&v, &[0, 0, heads as i64, dh as i64]);
+    let shape = g.i64_tensor("shape", &[0, 0, heads as i64, dh as i64]);
+    let v = g.node_as("values", "Reshape", &[&v, &shape], vec![]);
     let y = match cfg.mode {
         attnkit::aaren::AarenMode::Iterative => scan_over_tokens(&mut g, &x, &s, &v, heads, dh),
         attnkit::aaren::AarenMode::Parallel => {
@@ -197,7 +199,7 @@ fn scan_over_tokens(
     heads: usize,
     dh: usize,
 ) -> String {
-    let mut body = GraphBuilder::new("aaren_cell");
+    let mut body = GraphBuilder::subgraph("aaren_cell", "cell/");
     let float = DataType::Float;
     // Body dimensions stay unset: runtimes take them from the outer graph.
     let m = body.typed_input("cell/m", float, None);
@@ -206,11 +208,11 @@ fn scan_over_tokens(
     let s_t = body.typed_input("cell/s_t", float, None);
     let v_t = body.typed_input("cell/v_t", float, None);
     let (m2, c2, a2, y) = cell_step(&mut body, &m, &c, &a, &s_t, &v_t);
-    body.typed_output(&m2, "cell/m_next", None);
-    body.typed_output(&c2, "cell/c_next", None);
-    body.typed_output(&a2, "cell/a_next", None);
+    body.typed_output(&m2, "cell/m_out", None);
+    body.typed_output(&c2, "cell/c_out", None);
+    body.typed_output(&a2, "cell/a_out", None);
     body.typed_output(&y, "cell/y_t", None);
-    let body = prefix_body_names(body.build(), "cell/");
+    let body = body.build();
 
     let batch = g.dim_of(x, 0);
     let h = g.i64_tensor("heads", &[heads as i64]);
@@ -220,10 +222,10 @@ fn scan_over_tokens(
     let m0 = g.filled(&shape_bh, f32::NEG_INFINITY);
     let c0 = g.filled(&shape_bh, 0.0);
     let a0 = g.filled(&shape_bhd, 0.0);
-    let outs = g.node_n(
+    let outs = g.node_named(
         "Scan",
         &[&m0, &c0, &a0, s, v],
-        4,
+        &["m_last", "c_last", "a_last", "attended"],
         vec![
             ("body", Attr::Graph(Box::new(body))),
             ("num_scan_inputs", Attr::Int(2)),
@@ -232,38 +234,6 @@ fn scan_over_tokens(
         ],
     );
     outs[3].clone()
-}
-
-/// Renames a body graph's internal values (node outputs, initializers) with `prefix`
-/// so no name repeats one of the outer graph: ONNX wants every name in a model
-/// assigned once, subgraphs included.
-fn prefix_body_names(mut body: crate::proto::GraphProto, prefix: &str) -> crate::proto::GraphProto {
-    let keep: std::collections::BTreeSet<String> = body
-        .input
-        .iter()
-        .chain(&body.output)
-        .map(|v| v.name.clone())
-        .collect();
-    let rename = |n: &str| {
-        if n.is_empty() || keep.contains(n) {
-            n.to_string()
-        } else {
-            format!("{prefix}{n}")
-        }
-    };
-    for t in &mut body.initializer {
-        t.name = rename(&t.name);
-    }
-    for node in &mut body.node {
-        node.name = format!("{prefix}{}", node.name);
-        for i in &mut node.input {
-            *i = rename(i);
-        }
-        for o in &mut node.output {
-            *o = rename(o);
-        }
-    }
-    body
 }
 
 /// `parallel`: the inclusive prefix scan of (m, c, a) by Hillis–Steele doubling,
@@ -276,9 +246,9 @@ fn prefix_doubling(g: &mut GraphBuilder, x: &str, s: &str, v: &str, levels: u32)
     let floor = g.f32_scalar("most_negative", MOST_NEGATIVE);
     let s_safe = g.binary("Max", s, &floor);
     let diff = g.binary("Sub", s, &s_safe);
-    let mut c = g.exp(&diff);
+    let mut c = g.node_as("c_0", "Exp", &[&diff], vec![]);
     let c_d = g.unsqueeze(&c, &[3]);
-    let mut a = g.binary("Mul", v, &c_d);
+    let mut a = g.node_as("a_0", "Mul", &[v, &c_d], vec![]);
     let mut m = s.to_string();
     for k in 0..levels {
         let shift = 1i64 << k;
@@ -288,15 +258,16 @@ fn prefix_doubling(g: &mut GraphBuilder, x: &str, s: &str, v: &str, levels: u32)
         let c_prev = g.slice(&c_pad, 1, 0, -shift);
         let a_pad = g.pad_front(&a, 4, 1, shift, 0.0);
         let a_prev = g.slice(&a_pad, 1, 0, -shift);
-        let (f_prev, f_cur, m2) = rescale(g, &m_prev, &m);
+        let level = k + 1;
+        let (f_prev, f_cur, m2) = rescale(g, &m_prev, &m, &format!("m_{level}"));
         let c_old = g.binary("Mul", &c_prev, &f_prev);
         let c_new = g.binary("Mul", &c, &f_cur);
-        let c2 = g.binary("Add", &c_old, &c_new);
+        let c2 = g.node_as(&format!("c_{level}"), "Add", &[&c_old, &c_new], vec![]);
         let f_prev_d = g.unsqueeze(&f_prev, &[3]);
         let f_cur_d = g.unsqueeze(&f_cur, &[3]);
         let a_old = g.binary("Mul", &a_prev, &f_prev_d);
         let a_new = g.binary("Mul", &a, &f_cur_d);
-        let a2 = g.binary("Add", &a_old, &a_new);
+        let a2 = g.node_as(&format!("a_{level}"), "Add", &[&a_old, &a_new], vec![]);
         m = m2;
         c = c2;
         a = a2;
@@ -308,9 +279,9 @@ fn prefix_doubling(g: &mut GraphBuilder, x: &str, s: &str, v: &str, levels: u32)
     let len = g.node("Gather", &[&shape, &axis], vec![("axis", Attr::Int(0))]);
     let zero = g.i64_scalar("zero", 0);
     let one = g.i64_scalar("one_i64", 1);
-    let pos = g.node("Range", &[&zero, &len, &one], vec![]);
+    let pos = g.node_as("positions", "Range", &[&zero, &len, &one], vec![]);
     let limit = g.i64_scalar("max_len", 1i64 << levels);
-    let covered = g.binary("Less", &pos, &limit);
+    let covered = g.node_as("covered", "Less", &[&pos, &limit], vec![]);
     let covered = g.reshape(&covered, &[1, -1, 1, 1]);
     let nan = g.f32_scalar("nan", f32::NAN);
     g.where_(&covered, &y, &nan)
