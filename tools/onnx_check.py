@@ -15,7 +15,11 @@ It also checks what the fixtures do not cover: the optional mask input (fed and 
 out), the one-step Aaren model streamed token by token against the whole-sequence
 output, dynamic batch and length on one file, and that a bad request writes no file.
 
-Usage: python tools/onnx_check.py [--attnkit target/release/attnkit]
+With --checkpoints DIR it also exports the counting networks the tour trained and
+measures their accuracy in onnxruntime on all 279,936 possible sequences, with labels
+computed here from the task's definition.
+
+Usage: python tools/onnx_check.py [--attnkit target/release/attnkit] [--checkpoints DIR]
 Needs: onnx, onnxruntime, numpy, safetensors (tools/requirements-onnx.txt).
 """
 
@@ -233,15 +237,58 @@ def check_extras(attnkit, tmp, failures):
     return len(results)
 
 
+def check_counting(attnkit, tmp, ckpt_dir, failures):
+    """Trained counting networks: accuracy on every possible sequence, labels computed
+    here from the task's definition (count of x minus count of y, offset by the
+    length). The bar is the tour's: 99%."""
+    rows = []
+    for name in ["count-attention", "count-aaren"]:
+        ckpt = os.path.join(ckpt_dir, name + ".ckpt")
+        if not os.path.exists(ckpt):
+            failures.append(f"{ckpt}: missing (run `attnkit tour --out {ckpt_dir}` first)")
+            continue
+        out = os.path.join(tmp, name + ".onnx")
+        cmd = [attnkit, "export", "--checkpoint", ckpt, "--out", out]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            failures.append(f"{name}: export failed: {r.stderr.strip()}")
+            continue
+        model, sess = session(out)
+        meta = {p.key: p.value for p in model.metadata_props}
+        config = json.loads(meta["attnkit.config"])
+        vocab, seq_len = config["vocab"], config["seq_len"]
+        width = seq_len + 2
+        grid = np.indices((vocab,) * width).reshape(width, -1).T.astype(np.int64)
+        x, y, body = grid[:, :1], grid[:, 1:2], grid[:, 2:]
+        labels = (body == x).sum(1) - (body == y).sum(1) + seq_len
+        preds = np.concatenate(
+            [sess.run(None, {"tokens": chunk})[0].argmax(1) for chunk in np.array_split(grid, 14)]
+        )
+        acc = float((preds == labels).mean())
+        rows.append((name, len(grid), acc))
+        if acc < 0.99:
+            failures.append(f"{name}: accuracy {acc:.5f} < 0.99")
+    for name, n, acc in rows:
+        print(f"{name + '.onnx':28} all {n} sequences: accuracy {acc:.5f}")
+    return len(rows)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--attnkit", default=os.path.join(ROOT, "target", "release", "attnkit"))
+    p.add_argument(
+        "--checkpoints",
+        help="a folder with count-attention.ckpt and count-aaren.ckpt (as `attnkit tour "
+        "--out DIR` writes): export them and measure accuracy in onnxruntime",
+    )
     args = p.parse_args()
     print(f"onnx {onnx.__version__}, onnxruntime {ort.__version__}, numpy {np.__version__}")
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         n = check_fixtures(args.attnkit, tmp, failures)
         m = check_extras(args.attnkit, tmp, failures)
+        if args.checkpoints:
+            m += check_counting(args.attnkit, tmp, args.checkpoints, failures)
     if failures:
         print(f"FAILED ({len(failures)}):", *failures, sep="\n  ")
         sys.exit(1)

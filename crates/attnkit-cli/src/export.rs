@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use attnkit::store::TensorStore;
-use attnkit_onnx::{ExportOptions, MaskInput, export_module, save_model, summary};
+use attnkit_onnx::{
+    ExportOptions, MaskInput, export_checkpoint, export_module, save_model, summary,
+};
 use clap::Args;
 
 use crate::forward::read_config;
@@ -22,6 +24,7 @@ use crate::forward::read_config;
                     state_m [B,H]; outputs output [B,E], next_state_a/c/m. Start from
                     a = 0, c = 0, m = -inf (or the most negative float).
   lstm, gru, rnn    ONNX's own LSTM/GRU/RNN operators, one per layer
+  --checkpoint      a trained counting network: tokens [B,seq_len+2] int64 -> logits
 
 Examples:
   attnkit export --module aaren --config '{\"embed_dim\": 8, \"num_heads\": 2, \"mode\": \"parallel\"}' \\
@@ -30,11 +33,15 @@ Examples:
 )]
 pub struct ExportArgs {
     /// Module name: sdpa, mha, external, aaren, lstm, gru or rnn.
-    #[arg(long)]
-    module: String,
+    #[arg(long, required_unless_present = "checkpoint", requires = "config")]
+    module: Option<String>,
     /// The module's config: a JSON object inline, or a path to a JSON file.
     #[arg(long)]
-    config: String,
+    config: Option<String>,
+    /// A checkpoint written by `attnkit train count` (the whole network, digits to
+    /// class logits) instead of a module.
+    #[arg(long, conflicts_with_all = ["module", "config", "weights", "step"])]
+    checkpoint: Option<PathBuf>,
     /// Safetensors file with the module's weights, under PyTorch's names.
     #[arg(long)]
     weights: Option<PathBuf>,
@@ -68,14 +75,20 @@ pub fn run(args: ExportArgs) -> Result<()> {
             args.out.display()
         );
     }
-    let config = read_config(&args.config)?;
-    let weights = args.weights.as_deref().map(TensorStore::load).transpose()?;
-    let options = ExportOptions {
-        mask: args.mask,
-        aaren_step: args.step,
-        max_len: args.max_len,
+    let exported = match (&args.checkpoint, &args.module, &args.config) {
+        (Some(path), _, _) => export_checkpoint(path)?,
+        (None, Some(module), Some(config)) => {
+            let config = read_config(config)?;
+            let weights = args.weights.as_deref().map(TensorStore::load).transpose()?;
+            let options = ExportOptions {
+                mask: args.mask,
+                aaren_step: args.step,
+                max_len: args.max_len,
+            };
+            export_module(module, &config, weights.as_ref(), &options)?
+        }
+        _ => bail!("give --module with --config (and --weights), or --checkpoint"),
     };
-    let exported = export_module(&args.module, &config, weights.as_ref(), &options)?;
     for w in &exported.warnings {
         eprintln!("warning: {w}");
     }

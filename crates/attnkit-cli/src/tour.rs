@@ -161,6 +161,9 @@ pub fn run(args: TourArgs) -> Result<()> {
     record("counting task, Aaren encoder (AAREN-5)", &mut || {
         count_task(&args.out, args.seed, Mixer::Aaren)
     });
+    record("ONNX export of both trained counting networks", &mut || {
+        onnx_export(&args.out)
+    });
     record("positional-encoding regression (seed 001)", &mut || {
         pe_regression(&args.out, args.seed)
     });
@@ -337,6 +340,37 @@ fn count_task(out: &Path, seed: u64, mixer: Mixer) -> Result<(String, bool, Stri
         ),
         acc >= 0.99,
         path.display().to_string(),
+    ))
+}
+
+/// Exports the two counting checkpoints the tour just trained and reads the files
+/// back. Running them is `tools/onnx_check.py --checkpoints DIR` (onnxruntime) and the
+/// `attnkit-onnx` tests (tract).
+fn onnx_export(out: &Path) -> Result<(String, bool, String)> {
+    let mut parts = Vec::new();
+    let mut files = Vec::new();
+    let mut ok = true;
+    for name in ["count-attention", "count-aaren"] {
+        let exported = attnkit_onnx::export_checkpoint(&out.join(format!("{name}.ckpt")))?;
+        let path = out.join(format!("{name}.onnx"));
+        attnkit_onnx::save_model(&exported.model, &path)?;
+        let back = attnkit_onnx::decode_model(&path)?;
+        ok &= back == exported.model && exported.warnings.is_empty();
+        let nodes = back.graph.as_ref().map_or(0, |g| g.node.len());
+        let bytes = std::fs::metadata(&path)?.len();
+        parts.push(format!(
+            "{name}.onnx {nodes} nodes, {:.0} KB",
+            bytes as f64 / 1e3
+        ));
+        files.push(path.display().to_string());
+    }
+    Ok((
+        format!(
+            "{} (opset 17; tokens [B,7] -> logits [B,11])",
+            parts.join("; ")
+        ),
+        ok,
+        files.join(", "),
     ))
 }
 

@@ -28,7 +28,8 @@ pub mod proto {
 
 pub use error::{OnnxError, Result};
 pub use export::{
-    EXPORTABLE, ExportOptions, Exported, MaskInput, STEP_INPUTS, STEP_OUTPUTS, export_module,
+    EXPORTABLE, EXPORTABLE_TASKS, ExportOptions, Exported, MaskInput, STEP_INPUTS, STEP_OUTPUTS,
+    export_checkpoint, export_module,
 };
 pub use model::{decode_model, save_model};
 pub use ops::MOST_NEGATIVE;

@@ -696,3 +696,75 @@ fn committed_fixtures_match_their_oracle() {
     // sdpa ×5, mha ×4, external ×2, aaren ×5, lstm ×2, gru ×2, rnn ×1.
     assert_eq!(checked.len(), 21, "{checked:?}");
 }
+
+/// A trained counting network (both mixers) exported from its checkpoint: the logits
+/// in tract match the Burn forward of the same checkpoint within atol 1e-4, rtol 1e-3
+/// (two encoder blocks of f32 with LayerNorm), and the predicted classes agree.
+#[test]
+fn counting_checkpoint_exports_whole() {
+    use attnkit::tasks::counting::{CountConfig, CountTraining, CountingNet, Mixer, sample_batch};
+    use attnkit::train::Checkpoint;
+    use burn::prelude::{Int, Tensor, TensorData};
+
+    let dir = std::env::temp_dir().join(format!("attnkit-onnx-count-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for mixer in [Mixer::Attention, Mixer::Aaren] {
+        let config = CountConfig {
+            mixer,
+            seed: 3,
+            ..CountConfig::default()
+        };
+        let device = Device::flex();
+        let mut run = CountTraining::new(config.clone(), &device).unwrap();
+        while run.step() < 30 {
+            run.train_step().unwrap();
+        }
+        let path = dir.join(format!("{mixer:?}.ckpt"));
+        run.save_checkpoint(&path).unwrap();
+        let exported = attnkit_onnx::export_checkpoint(&path).unwrap();
+        assert!(exported.warnings.is_empty(), "{:?}", exported.warnings);
+        assert_single_assignment(&exported.model, "count");
+
+        let ckpt = Checkpoint::load(&path).unwrap();
+        let net = ckpt
+            .load_model(CountingNet::new(&config, &device).unwrap(), &path)
+            .unwrap();
+        let mut rng = SplitMix64::new(11);
+        let b = 16;
+        let (tokens, _) = sample_batch(&mut rng, b, config.seq_len, config.vocab);
+        let t = config.seq_len + 2;
+        let want = net
+            .forward(Tensor::<2, Int>::from_data(
+                TensorData::new(tokens.clone(), [b, t]),
+                &device,
+            ))
+            .unwrap();
+        let want = StoredTensor::from_tensor(want);
+
+        let bytes = exported.model.encode_to_vec();
+        let m = tract_onnx::onnx()
+            .model_for_read(&mut bytes.as_slice())
+            .unwrap()
+            .with_input_fact(0, i64::fact([b, t]).into())
+            .unwrap();
+        let runnable = m.into_optimized().unwrap().into_runnable().unwrap();
+        let input = tract_onnx::prelude::Tensor::from_shape(&[b, t], &tokens).unwrap();
+        let out = runnable.run(tvec![input.into_tvalue()]).unwrap();
+        let got: Vec<f32> = out[0]
+            .to_plain_array_view::<f32>()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect();
+        let got = StoredTensor::new(out[0].shape().to_vec(), got).unwrap();
+        let r = worst_ratio(&got, &want, 1e-4, 1e-3);
+        assert!(r <= 1.0, "{mixer:?}: logits off by {r:.2}× the tolerance");
+        let classes = want.shape[1];
+        for row in 0..b {
+            let argmax = |d: &[f32]| (0..classes).max_by(|&i, &j| d[i].total_cmp(&d[j])).unwrap();
+            let s = row * classes..(row + 1) * classes;
+            assert_eq!(argmax(&got.data[s.clone()]), argmax(&want.data[s]));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -13,6 +13,7 @@
 //! NaN — cannot occur; outputs divide by max(c, 1), which is c whenever a token has
 //! been seen (its max term contributes exp(0) = 1) and turns the empty state into 0.
 
+use attnkit::aaren::AarenMode;
 use attnkit::contract::AarenContract;
 use attnkit::store::StoredTensor;
 
@@ -108,83 +109,170 @@ fn normalise(g: &mut GraphBuilder, a: &str, c: &str, axis: i64) -> String {
     g.node_as("attended", "Div", &[a, &c], vec![])
 }
 
+/// The Aaren layer's weights under `prefix`, ready for the graph: folded score
+/// weights `[E, H]` and bias `[H]`, the value projection and the output projection.
+struct AarenParams {
+    e: usize,
+    heads: usize,
+    dh: usize,
+    score_weight: Vec<f32>,
+    score_bias: Vec<f32>,
+    w_v: StoredTensor,
+    b_v: StoredTensor,
+    w_out: StoredTensor,
+    b_out: StoredTensor,
+    prefix: String,
+}
+
+impl AarenParams {
+    fn read(ctx: &mut Context<'_>, prefix: &str, e: usize, heads: usize) -> Result<Self> {
+        let dh = head_dim(&ctx.module, e, heads)?;
+        let name = |n: &str| format!("{prefix}{n}");
+        let query = ctx.weight(&name("query"), &[Some(e)], &["E"])?;
+        let w_in = ctx.weight(
+            &name("in_proj_weight"),
+            &[Some(3 * e), Some(e)],
+            &["3E", "E"],
+        )?;
+        let b_in = ctx.weight(&name("in_proj_bias"), &[Some(3 * e)], &["3E"])?;
+        let w_out = ctx.weight(&name("out_proj.weight"), &[Some(e), Some(e)], &["E", "E"])?;
+        let b_out = ctx.weight(&name("out_proj.bias"), &[Some(e)], &["E"])?;
+        let (score_weight, score_bias) = folded_scores(query, w_in, b_in, e, heads);
+        Ok(Self {
+            e,
+            heads,
+            dh,
+            score_weight,
+            score_bias,
+            w_v: rows(w_in, 2 * e, e),
+            b_v: rows(b_in, 2 * e, e),
+            w_out: w_out.clone(),
+            b_out: b_out.clone(),
+            prefix: prefix.to_string(),
+        })
+    }
+
+    /// Scores `[..., H]` and values `[..., H, d]` of `x` `[..., E]`; `leading` is the
+    /// number of leading dimensions (1 for a token, 2 for a sequence).
+    fn scores_and_values(&self, g: &mut GraphBuilder, x: &str, leading: usize) -> (String, String) {
+        let p = &self.prefix;
+        let w_s = g.f32_tensor(
+            &format!("{p}score_weight"),
+            &[self.e, self.heads],
+            &self.score_weight,
+        );
+        let b_s = g.f32_tensor(&format!("{p}score_bias"), &[self.heads], &self.score_bias);
+        let s = g.matmul(x, &w_s);
+        let s = g.node_as("scores", "Add", &[&s, &b_s], vec![]);
+        let bias = format!("{p}in_proj_bias.v");
+        let v = g.linear(
+            x,
+            &format!("{p}in_proj_weight.v"),
+            &self.w_v,
+            Some((&bias, &self.b_v)),
+        );
+        let mut shape = vec![0i64; leading];
+        shape.extend([self.heads as i64, self.dh as i64]);
+        let shape = g.i64_tensor("shape", &shape);
+        let v = g.node_as("values", "Reshape", &[&v, &shape], vec![]);
+        (s, v)
+    }
+
+    /// Heads merged back to `[..., E]` and the output projection.
+    fn project_out(&self, g: &mut GraphBuilder, y: &str, leading: usize) -> String {
+        let mut shape = vec![0i64; leading];
+        shape.push(self.e as i64);
+        let y = g.reshape(y, &shape);
+        let p = &self.prefix;
+        let bias = format!("{p}out_proj.bias");
+        g.linear(
+            &y,
+            &format!("{p}out_proj.weight"),
+            &self.w_out,
+            Some((&bias, &self.b_out)),
+        )
+    }
+}
+
+/// The Aaren layer with its weights under `prefix` on `x` `[B, L, E]`; `ignore` is
+/// `[B, L]` booleans. `levels` is the doubling depth of `parallel` (exact for
+/// L ≤ 2^levels). Returns `[B, L, E]`.
+#[allow(clippy::too_many_arguments)] // the layer's shape, form, input and mask
+pub(super) fn aaren_block(
+    ctx: &mut Context<'_>,
+    g: &mut GraphBuilder,
+    prefix: &str,
+    e: usize,
+    heads: usize,
+    mode: AarenMode,
+    levels: u32,
+    x: &str,
+    ignore: Option<&str>,
+) -> Result<String> {
+    let params = AarenParams::read(ctx, prefix, e, heads)?;
+    let (mut s, v) = params.scores_and_values(g, x, 2);
+    if let Some(ignore) = ignore {
+        let ignore = g.unsqueeze(ignore, &[2]);
+        let ninf = g.f32_scalar("neg_inf", f32::NEG_INFINITY);
+        s = g.node_as("scores_masked", "Where", &[&ignore, &ninf, &s], vec![]);
+    }
+    let y = match mode {
+        AarenMode::Iterative => scan_over_tokens(g, x, &s, &v, heads, params.dh),
+        AarenMode::Parallel => prefix_doubling(g, x, &s, &v, levels),
+    };
+    Ok(params.project_out(g, &y, 2))
+}
+
+/// Doubling levels covering `max_len` tokens.
+pub(super) fn levels_for(max_len: usize) -> u32 {
+    max_len.max(2).next_power_of_two().trailing_zeros()
+}
+
 /// The exported Aaren layer: `[B, L, E]` (or `[B, E]` for the step form) in and out.
 pub(super) fn aaren(ctx: &mut Context<'_>, cfg: &AarenContract) -> Result<GraphBuilder> {
-    let e = cfg.embed_dim;
-    let heads = cfg.num_heads;
-    let dh = head_dim("aaren", e, heads)?;
-    let query = ctx.weight("query", &[Some(e)], &["E"])?;
-    let w_in = ctx.weight("in_proj_weight", &[Some(3 * e), Some(e)], &["3E", "E"])?;
-    let b_in = ctx.weight("in_proj_bias", &[Some(3 * e)], &["3E"])?;
-    let w_out = ctx.weight("out_proj.weight", &[Some(e), Some(e)], &["E", "E"])?;
-    let b_out = ctx.weight("out_proj.bias", &[Some(e)], &["E"])?;
-    let (ws, bs) = folded_scores(query, w_in, b_in, e, heads);
-    let w_v = rows(w_in, 2 * e, e);
-    let b_v = rows(b_in, 2 * e, e);
-
+    let (e, heads) = (cfg.embed_dim, cfg.num_heads);
     if ctx.options.aaren_step {
         if ctx.options.mask == MaskInput::Required {
             return Err(ctx
                 .unsupported("the step form has no mask input: skip the call for a masked token"));
         }
+        let params = AarenParams::read(ctx, "", e, heads)?;
         let mut g = GraphBuilder::new("aaren_step");
         let batch = Dim::named("B");
         let x = g.input(STEP_INPUTS[0], &[batch.clone(), Dim::fixed(e)]);
-        let state_dims_a = [batch.clone(), Dim::fixed(heads), Dim::fixed(dh)];
+        let state_dims_a = [batch.clone(), Dim::fixed(heads), Dim::fixed(params.dh)];
         let state_dims = [batch.clone(), Dim::fixed(heads)];
         let a = g.input(STEP_INPUTS[1], &state_dims_a);
         let c = g.input(STEP_INPUTS[2], &state_dims);
         let m = g.input(STEP_INPUTS[3], &state_dims);
-        let w_s = g.f32_tensor("score_weight", &[e, heads], &ws);
-        let b_s = g.f32_tensor("score_bias", &[heads], &bs);
-        let s = g.matmul(&x, &w_s);
-        let s = g.node_as("scores", "Add", &[&s, &b_s], vec![]);
-        let v = g.linear(&x, "in_proj_weight.v", &w_v, Some(("in_proj_bias.v", &b_v)));
-        let shape = g.i64_tensor("shape", &[0, heads as i64, dh as i64]);
-        let v = g.node_as("values", "Reshape", &[&v, &shape], vec![]);
+        let (s, v) = params.scores_and_values(&mut g, &x, 1);
         let (m2, c2, a2, y) = cell_step(&mut g, &m, &c, &a, &s, &v);
-        let y = g.reshape(&y, &[0, e as i64]);
-        let out = g.linear(&y, "out_proj.weight", w_out, Some(("out_proj.bias", b_out)));
+        let out = params.project_out(&mut g, &y, 1);
         g.output(&out, STEP_OUTPUTS[0], &[batch.clone(), Dim::fixed(e)]);
         g.output(&a2, STEP_OUTPUTS[1], &state_dims_a);
         g.output(&c2, STEP_OUTPUTS[2], &state_dims);
         g.output(&m2, STEP_OUTPUTS[3], &state_dims);
         return Ok(g);
     }
-
     let mut g = GraphBuilder::new(match cfg.mode {
-        attnkit::aaren::AarenMode::Iterative => "aaren_iterative",
-        attnkit::aaren::AarenMode::Parallel => "aaren_parallel",
+        AarenMode::Iterative => "aaren_iterative",
+        AarenMode::Parallel => "aaren_parallel",
     });
     let seq = [Dim::named("B"), Dim::named("L"), Dim::fixed(e)];
     let x = g.input("x", &seq);
     let ignore = ctx.mask_input(&mut g, "B", "L");
-    let w_s = g.f32_tensor("score_weight", &[e, heads], &ws);
-    let b_s = g.f32_tensor("score_bias", &[heads], &bs);
-    let s = g.matmul(&x, &w_s);
-    let mut s = g.node_as("scores", "Add", &[&s, &b_s], vec![]);
-    if let Some(ignore) = ignore {
-        let ignore = g.unsqueeze(&ignore, &[2]);
-        let ninf = g.f32_scalar("neg_inf", f32::NEG_INFINITY);
-        s = g.node_as("scores_masked", "Where", &[&ignore, &ninf, &s], vec![]);
-    }
-    let v = g.linear(&x, "in_proj_weight.v", &w_v, Some(("in_proj_bias.v", &b_v)));
-    let shape = g.i64_tensor("shape", &[0, 0, heads as i64, dh as i64]);
-    let v = g.node_as("values", "Reshape", &[&v, &shape], vec![]);
-    let y = match cfg.mode {
-        attnkit::aaren::AarenMode::Iterative => scan_over_tokens(&mut g, &x, &s, &v, heads, dh),
-        attnkit::aaren::AarenMode::Parallel => {
-            let levels = ctx
-                .options
-                .max_len
-                .max(2)
-                .next_power_of_two()
-                .trailing_zeros();
-            prefix_doubling(&mut g, &x, &s, &v, levels)
-        }
-    };
-    let y = g.reshape(&y, &[0, 0, e as i64]);
-    let out = g.linear(&y, "out_proj.weight", w_out, Some(("out_proj.bias", b_out)));
+    let levels = levels_for(ctx.options.max_len);
+    let out = aaren_block(
+        ctx,
+        &mut g,
+        "",
+        e,
+        heads,
+        cfg.mode,
+        levels,
+        &x,
+        ignore.as_deref(),
+    )?;
     g.output(&out, "output", &seq);
     Ok(g)
 }

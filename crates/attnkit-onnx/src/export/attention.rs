@@ -89,54 +89,82 @@ fn split_heads(g: &mut GraphBuilder, x: &str, heads: usize, head_dim: usize) -> 
     g.transpose(&r, &[0, 2, 1, 3])
 }
 
-/// `mha`: `nn.MultiheadAttention(batch_first=True)`. Inputs `query` `[B,Lq,E]`,
-/// `key`, `value` `[B,Lk,E]`, `key_padding_mask` `[B,Lk]`; outputs `output`
-/// `[B,Lq,E]`, `weights` `[B,Lq,Lk]` (mean over heads).
-pub(super) fn mha(ctx: &mut Context<'_>, cfg: &MhaContract) -> Result<GraphBuilder> {
+/// Multi-head attention with `nn.MultiheadAttention`'s weights under `prefix`
+/// (`{prefix}in_proj_weight`, …; biases optional) on `query` `[B,Lq,E]` and
+/// `key`/`value` `[B,Lk,E]`; `ignore` is `[B,Lk]` booleans. Returns the output
+/// `[B,Lq,E]` and the per-head weights `[B,H,Lq,Lk]`.
+#[allow(clippy::too_many_arguments)] // the four tensors of attention, plus where and how wide
+pub(super) fn mha_block(
+    ctx: &mut Context<'_>,
+    g: &mut GraphBuilder,
+    prefix: &str,
+    cfg: &MhaContract,
+    query: &str,
+    key: &str,
+    value: &str,
+    ignore: Option<&str>,
+) -> Result<(String, String)> {
     let e = cfg.embed_dim;
-    let dh = head_dim("mha", e, cfg.num_heads)?;
-    let w_in = ctx.weight("in_proj_weight", &[Some(3 * e), Some(e)], &["3E", "E"])?;
-    let b_in = ctx.optional_weight("in_proj_bias", &[Some(3 * e)], &["3E"])?;
-    let w_out = ctx.weight("out_proj.weight", &[Some(e), Some(e)], &["E", "E"])?;
-    let b_out = ctx.optional_weight("out_proj.bias", &[Some(e)], &["E"])?;
-
-    let mut g = GraphBuilder::new("mha");
-    let query = g.input("query", &dims(&["B", "Lq", "E"]));
-    let key = g.input("key", &dims(&["B", "Lk", "E"]));
-    let value = g.input("value", &dims(&["B", "Lk", "E"]));
-    let mask = ctx.mask_input(&mut g, "B", "Lk");
-
+    let dh = head_dim(&ctx.module, e, cfg.num_heads)?;
+    let w_in = ctx.weight(
+        &format!("{prefix}in_proj_weight"),
+        &[Some(3 * e), Some(e)],
+        &["3E", "E"],
+    )?;
+    let b_in = ctx.optional_weight(&format!("{prefix}in_proj_bias"), &[Some(3 * e)], &["3E"])?;
+    let w_out = ctx.weight(
+        &format!("{prefix}out_proj.weight"),
+        &[Some(e), Some(e)],
+        &["E", "E"],
+    )?;
+    let b_out = ctx.optional_weight(&format!("{prefix}out_proj.bias"), &[Some(e)], &["E"])?;
     let project = |g: &mut GraphBuilder, x: &str, i: usize, tag: &str| {
         let w = rows(w_in, i * e, e);
         let b = b_in.map(|b| rows(b, i * e, e));
-        let bias_name = format!("in_proj_bias.{tag}");
+        let bias_name = format!("{prefix}in_proj_bias.{tag}");
         let y = g.linear(
             x,
-            &format!("in_proj_weight.{tag}"),
+            &format!("{prefix}in_proj_weight.{tag}"),
             &w,
             b.as_ref().map(|b| (bias_name.as_str(), b)),
         );
         split_heads(g, &y, cfg.num_heads, dh)
     };
-    let q = project(&mut g, &query, 0, "q");
-    let k = project(&mut g, &key, 1, "k");
-    let v = project(&mut g, &value, 2, "v");
+    let q = project(g, query, 0, "q");
+    let k = project(g, key, 1, "k");
+    let v = project(g, value, 2, "v");
     let scale = g.f32_scalar("scale", (1.0 / (dh as f64).sqrt()) as f32);
-    let (context, weights) = attend(&mut g, &q, &k, &v, &scale, mask.as_deref(), false);
+    let (context, weights) = attend(g, &q, &k, &v, &scale, ignore, false);
     let merged = g.transpose(&context, &[0, 2, 1, 3]);
     let merged = g.reshape(&merged, &[0, 0, e as i64]);
+    let out_bias = format!("{prefix}out_proj.bias");
     let out = g.linear(
         &merged,
-        "out_proj.weight",
+        &format!("{prefix}out_proj.weight"),
         w_out,
-        b_out.map(|b| ("out_proj.bias", b)),
+        b_out.map(|b| (out_bias.as_str(), b)),
     );
+    Ok((out, weights))
+}
+
+/// `mha`: `nn.MultiheadAttention(batch_first=True)`. Inputs `query` `[B,Lq,E]`,
+/// `key`, `value` `[B,Lk,E]`, `key_padding_mask` `[B,Lk]`; outputs `output`
+/// `[B,Lq,E]`, `weights` `[B,Lq,Lk]` (mean over heads).
+pub(super) fn mha(ctx: &mut Context<'_>, cfg: &MhaContract) -> Result<GraphBuilder> {
+    let e = cfg.embed_dim;
+    let mut g = GraphBuilder::new("mha");
+    let dims_e = |l: &str| [Dim::named("B"), Dim::named(l), Dim::fixed(e)];
+    let query = g.input("query", &dims_e("Lq"));
+    let key = g.input("key", &dims_e("Lk"));
+    let value = g.input("value", &dims_e("Lk"));
+    let mask = ctx.mask_input(&mut g, "B", "Lk");
+    let (out, weights) = mha_block(ctx, &mut g, "", cfg, &query, &key, &value, mask.as_deref())?;
     let mean = g.node(
         "ReduceMean",
         &[&weights],
         vec![("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))],
     );
-    g.output(&out, "output", &dims(&["B", "Lq", "E"]));
+    g.output(&out, "output", &dims_e("Lq"));
     g.output(&mean, "weights", &dims(&["B", "Lq", "Lk"]));
     Ok(g)
 }

@@ -4,6 +4,8 @@
 
 mod aaren;
 mod attention;
+mod checkpoint;
+mod layers;
 mod recurrent;
 
 use std::collections::BTreeSet;
@@ -19,6 +21,7 @@ use crate::error::{OnnxError, Result};
 use crate::proto::ModelProto;
 
 pub use aaren::{STEP_INPUTS, STEP_OUTPUTS};
+pub use checkpoint::{EXPORTABLE_TASKS, export_checkpoint};
 
 /// The modules `export` knows, in the order the help lists them.
 pub const EXPORTABLE: &[&str] = &["sdpa", "mha", "external", "aaren", "lstm", "gru", "rnn"];
@@ -177,8 +180,8 @@ pub fn export_module(
 /// One export in progress: the weights read so far and the warnings.
 pub(crate) struct Context<'a> {
     pub(crate) module: String,
-    weights: Option<&'a TensorStore>,
-    used: BTreeSet<String>,
+    pub(crate) weights: Option<&'a TensorStore>,
+    pub(crate) used: BTreeSet<String>,
     pub(crate) warnings: Vec<String>,
     pub(crate) options: ExportOptions,
 }
@@ -252,7 +255,7 @@ impl<'a> Context<'a> {
         Some(g.mask_to_bool(&mask))
     }
 
-    fn report_unused(&mut self) {
+    pub(crate) fn report_unused(&mut self) {
         if let Some(w) = self.weights {
             let unused: Vec<&str> = w.names().filter(|n| !self.used.contains(*n)).collect();
             if !unused.is_empty() {
