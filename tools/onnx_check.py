@@ -15,7 +15,9 @@ It also checks what the fixtures do not cover: the optional mask input (fed and 
 out), the one-step Aaren model streamed token by token against the whole-sequence
 output, dynamic batch and length on one file, and that a bad request writes no file.
 
-With --checkpoints DIR it also exports the counting networks the tour trained and
+It trains every sentiment model on a toy corpus (`attnkit train imdb --compare`),
+exports each checkpoint and checks that onnxruntime gets the accuracy attnkit
+reported. With --checkpoints DIR it also exports the counting networks the tour trained and
 measures their accuracy in onnxruntime on all 279,936 possible sequences, with labels
 computed here from the task's definition.
 
@@ -273,6 +275,78 @@ def check_counting(attnkit, tmp, ckpt_dir, failures):
     return len(rows)
 
 
+def toy_imdb(root, rng):
+    """A small separable corpus in the aclImdb layout, and a 4-d GloVe file."""
+    filler = ["the", "movie", "plot", "actor", "was", "and", "a", "film", "story", "scene"]
+    cues = {"pos": ["great", "wonderful", "superb"], "neg": ["awful", "boring", "dull"]}
+    for part in ["train", "test"]:
+        for label, words in cues.items():
+            d = os.path.join(root, "aclImdb", part, label)
+            os.makedirs(d, exist_ok=True)
+            for i in range(60):
+                n = int(rng.integers(3, 30))
+                text = [filler[j] for j in rng.integers(0, len(filler), n)]
+                for _ in range(2):
+                    text.insert(int(rng.integers(0, len(text) + 1)), words[int(rng.integers(0, 3))])
+                with open(os.path.join(d, f"{i}_7.txt"), "w") as f:
+                    f.write(" ".join(text) + "<br />")
+    with open(os.path.join(root, "glove.txt"), "w") as f:
+        for w in filler + cues["pos"] + cues["neg"]:
+            f.write(w + " " + " ".join(f"{v:.4f}" for v in rng.normal(size=4)) + "\n")
+
+
+def check_sentiment(attnkit, tmp, failures):
+    """Every sentiment model x {GloVe, one-hot} trained on a toy corpus by
+    `attnkit train imdb --compare`, exported from its checkpoint, and run here on the
+    test reviews (encoded with the run's imdb-vocab.txt): the accuracy onnxruntime
+    gets must equal the one the run reported (allowing one review of difference for
+    a near-tie between the two logits)."""
+    rng = np.random.default_rng(1)
+    data = os.path.join(tmp, "imdb")
+    toy_imdb(data, rng)
+    out = os.path.join(tmp, "imdb-run")
+    summary = os.path.join(tmp, "imdb.json")
+    max_len = 24
+    cmd = [attnkit, "train", "imdb", "--compare", "--data", data, "--glove", "glove.txt",
+           "--epochs", "4", "--hidden", "8", "--max-len", str(max_len), "--batch", "16",
+           "--lr", "0.02", "--out", out, "--summary", summary, "--quiet"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        failures.append(f"train imdb --compare failed: {r.stderr.strip()}")
+        return 0
+    runs = json.load(open(summary))["runs"]
+    vocab = {w: i for i, w in enumerate(open(os.path.join(out, "imdb-vocab.txt")).read().split("\n")[:-1])}
+    reviews = []
+    for label_name, label in [("neg", 0), ("pos", 1)]:
+        d = os.path.join(data, "aclImdb", "test", label_name)
+        for name in sorted(os.listdir(d)):
+            tokens = open(os.path.join(d, name)).read().replace("<br />", " ").split()
+            reviews.append((tokens, label))
+    ids = np.zeros((len(reviews), max_len), np.int64)
+    lengths = np.zeros(len(reviews), np.int64)
+    for i, (tokens, _) in enumerate(reviews):
+        tokens = tokens[:max_len]
+        ids[i, : len(tokens)] = [vocab.get(t, 1) for t in tokens]
+        lengths[i] = max(1, len(tokens))
+    labels = np.array([label for _, label in reviews])
+    for run in runs:
+        name = f"imdb-{run['model']}-{run['embedding']}"
+        path = os.path.join(tmp, name + ".onnx")
+        r = subprocess.run([attnkit, "export", "--checkpoint", run["checkpoint"], "--out", path],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            failures.append(f"{name}: export failed: {r.stderr.strip()}")
+            continue
+        _, sess = session(path)
+        logits = sess.run(None, {"ids": ids, "lengths": lengths})[0]
+        acc = float((logits.argmax(1) == labels).mean())
+        diff = abs(acc - run["eval_accuracy"]) * len(labels)
+        print(f"{name + '.onnx':28} test accuracy {acc:.4f} (attnkit: {run['eval_accuracy']:.4f})")
+        if diff > 1.0 + 1e-9:
+            failures.append(f"{name}: onnxruntime {acc} vs attnkit {run['eval_accuracy']}")
+    return len(runs)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--attnkit", default=os.path.join(ROOT, "target", "release", "attnkit"))
@@ -287,6 +361,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         n = check_fixtures(args.attnkit, tmp, failures)
         m = check_extras(args.attnkit, tmp, failures)
+        m += check_sentiment(args.attnkit, tmp, failures)
         if args.checkpoints:
             m += check_counting(args.attnkit, tmp, args.checkpoints, failures)
     if failures:

@@ -24,7 +24,9 @@ use crate::forward::read_config;
                     state_m [B,H]; outputs output [B,E], next_state_a/c/m. Start from
                     a = 0, c = 0, m = -inf (or the most negative float).
   lstm, gru, rnn    ONNX's own LSTM/GRU/RNN operators, one per layer
-  --checkpoint      a trained counting network: tokens [B,seq_len+2] int64 -> logits
+  --checkpoint      a trained network. count: tokens [B,seq_len+2] int64 -> logits;
+                    imdb: ids [B,L] int64 (0 = padding; line i of imdb-vocab.txt is the
+                    word of id i) and lengths [B] int64 -> logits [B,2]
 
 Examples:
   attnkit export --module aaren --config '{\"embed_dim\": 8, \"num_heads\": 2, \"mode\": \"parallel\"}' \\
@@ -38,8 +40,8 @@ pub struct ExportArgs {
     /// The module's config: a JSON object inline, or a path to a JSON file.
     #[arg(long)]
     config: Option<String>,
-    /// A checkpoint written by `attnkit train count` (the whole network, digits to
-    /// class logits) instead of a module.
+    /// A checkpoint written by `attnkit train count` or `attnkit train imdb`: the
+    /// whole network, instead of a module.
     #[arg(long, conflicts_with_all = ["module", "config", "weights", "step"])]
     checkpoint: Option<PathBuf>,
     /// Safetensors file with the module's weights, under PyTorch's names.

@@ -49,8 +49,17 @@ fn main() {
         Command::Data(args) => data::run(args),
     };
     if let Err(e) = result {
-        // One line: the context chain joined by ": ".
-        eprintln!("error: {e:#}");
+        // One line: the context chain joined by ": ", skipping a cause whose text the
+        // message already carries (our file errors name their OS error themselves).
+        let mut msg = e.to_string();
+        for cause in e.chain().skip(1) {
+            let c = cause.to_string();
+            if !msg.contains(&c) {
+                msg.push_str(": ");
+                msg.push_str(&c);
+            }
+        }
+        eprintln!("error: {msg}");
         std::process::exit(1);
     }
 }

@@ -546,6 +546,14 @@ fn imdb(args: ImdbArgs) -> Result<()> {
     let test = load_reviews(&root, Split::Test, 0.1, args.common.seed)?;
     let tokens: Vec<Vec<String>> = train.iter().map(|r| tokenize(&r.text)).collect();
     let vocab = Vocabulary::build(tokens.iter().map(|t| t.as_slice()), 2, 50_000);
+    let out = args.common.out.clone();
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create `{}`", out.display()))?;
+    // Line i is the word of id i: what a deployed (exported) model needs to tokenize.
+    let vocab_path = out.join("imdb-vocab.txt");
+    let words: String = (0..vocab.len())
+        .map(|i| format!("{}\n", vocab.word(i).unwrap_or("")))
+        .collect();
+    write_atomically(&vocab_path, words.as_bytes())?;
     let runs: Vec<(SentimentModel, EmbeddingKind)> = if args.compare {
         [EmbeddingKind::Glove, EmbeddingKind::Onehot]
             .into_iter()
@@ -591,6 +599,11 @@ fn imdb(args: ImdbArgs) -> Result<()> {
             train_enc.clone(),
             &Device::flex(),
         )?;
+        let ckpt_path = out.join(format!(
+            "imdb-{}-{}.ckpt",
+            name(&model_arg),
+            name(&embedding_arg)
+        ));
         let mut history = Vec::new();
         let mut step_seconds = 0.0;
         for epoch in 1..=args.epochs {
@@ -613,6 +626,7 @@ fn imdb(args: ImdbArgs) -> Result<()> {
                 )
             });
             history.push(json!({"epoch": epoch, "train_loss": loss, "train_accuracy": acc, "val_accuracy": val_acc}));
+            run.save_checkpoint(&ckpt_path)?;
         }
         let eval_accuracy = run.evaluate(&test_enc)?;
         let tokens_per_second =
@@ -638,6 +652,7 @@ fn imdb(args: ImdbArgs) -> Result<()> {
             "eval_accuracy": eval_accuracy,
             "history": history,
             "config": config,
+            "checkpoint": ckpt_path,
         }));
     }
     bar.finish_and_clear();

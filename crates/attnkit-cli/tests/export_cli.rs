@@ -300,3 +300,36 @@ fn unused_keys_and_weights_are_warned_about() {
     );
     assert!(out.exists());
 }
+
+#[test]
+fn checkpoints_of_other_tasks_and_damaged_files_are_refused() {
+    let scratch = Scratch::new("ckpt");
+    let run = Command::new(env!("CARGO_BIN_EXE_attnkit"))
+        .args([
+            "train",
+            "pe-regression",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&scratch.0)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let ckpt = scratch.0.join("pe-regression.ckpt");
+    assert_refused(
+        &["--checkpoint", ckpt.to_str().unwrap()],
+        "checkpoints of these tasks export: count, imdb",
+    );
+    let damaged = scratch.0.join("damaged.ckpt");
+    let mut bytes = std::fs::read(&ckpt).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&damaged, bytes).unwrap();
+    assert_refused(&["--checkpoint", damaged.to_str().unwrap()], "damaged.ckpt");
+}

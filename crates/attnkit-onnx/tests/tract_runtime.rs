@@ -768,3 +768,112 @@ fn counting_checkpoint_exports_whole() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every sentiment model exported from its checkpoint, on a padded batch (lengths 12,
+/// 7, 1, 3, 12): the logits in tract match the Burn forward with the same lengths
+/// within atol 1e-5, rtol 1e-4 — so the reverse directions start at each review's
+/// true end, and attention and Aaren ignore the padding.
+#[test]
+fn sentiment_checkpoints_export_whole() {
+    use attnkit::data::Vocabulary;
+    use attnkit::tasks::sentiment::{
+        EmbeddingKind, Encoded, SentimentConfig, SentimentModel, SentimentNet, SentimentTraining,
+    };
+    use attnkit::train::{Checkpoint, OptimizerConfig};
+    use burn::prelude::{Int, Tensor, TensorData};
+
+    let dir = std::env::temp_dir().join(format!("attnkit-onnx-imdb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let words: Vec<Vec<String>> = (0..20).map(|i| vec![format!("w{i}"); 2]).collect();
+    let vocab = Vocabulary::build(words.iter().map(|t| t.as_slice()), 1, 100);
+    let mut rng = SplitMix64::new(5);
+    let (n, l) = (24, 12);
+    let lengths: Vec<usize> = (0..n).map(|_| 1 + rng.below(l as u64) as usize).collect();
+    let mut ids = Vec::new();
+    for &len in &lengths {
+        ids.extend((0..l).map(|t| if t < len { 2 + rng.below(20) as i64 } else { 0 }));
+    }
+    let labels: Vec<i64> = (0..n).map(|i| (i % 2) as i64).collect();
+    let train = Encoded {
+        ids,
+        lengths,
+        labels,
+    };
+    let device = Device::flex();
+    for model in SentimentModel::ALL {
+        let config = SentimentConfig {
+            model,
+            embedding: EmbeddingKind::Onehot,
+            hidden: 6,
+            max_len: l,
+            batch_size: 8,
+            optimizer: OptimizerConfig::Adam { lr: 1e-2 },
+            seed: 2,
+        };
+        let mut run = SentimentTraining::new(config, &vocab, None, train.clone(), &device).unwrap();
+        run.epoch(|_, _, _| {}).unwrap();
+        let path = dir.join(format!("{model:?}.ckpt"));
+        run.save_checkpoint(&path).unwrap();
+        let exported = attnkit_onnx::export_checkpoint(&path).unwrap();
+        assert!(
+            exported.warnings.is_empty(),
+            "{model:?}: {:?}",
+            exported.warnings
+        );
+        assert_single_assignment(&exported.model, "imdb");
+
+        let ckpt = Checkpoint::load(&path).unwrap();
+        let (_, net) = SentimentNet::from_checkpoint(&ckpt, &path, &device).unwrap();
+        let lengths = [12usize, 7, 1, 3, 12];
+        let b = lengths.len();
+        let mut ids = Vec::new();
+        for &len in &lengths {
+            // Padding holds real ids here: the model must ignore it by length alone.
+            ids.extend((0..l).map(|t| {
+                if t < len {
+                    2 + rng.below(20) as i64
+                } else {
+                    1 + rng.below(5) as i64
+                }
+            }));
+        }
+        let want = net
+            .forward(
+                Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [b, l]), &device),
+                &lengths,
+            )
+            .unwrap();
+        let want = StoredTensor::from_tensor(want);
+
+        let bytes = exported.model.encode_to_vec();
+        let m = tract_onnx::onnx()
+            .model_for_read(&mut bytes.as_slice())
+            .unwrap()
+            .with_input_fact(0, i64::fact([b, l]).into())
+            .unwrap()
+            .with_input_fact(1, i64::fact([b]).into())
+            .unwrap();
+        let runnable = m.into_optimized().unwrap().into_runnable().unwrap();
+        let lens: Vec<i64> = lengths.iter().map(|&v| v as i64).collect();
+        let out = runnable
+            .run(tvec![
+                tract_onnx::prelude::Tensor::from_shape(&[b, l], &ids)
+                    .unwrap()
+                    .into_tvalue(),
+                tract_onnx::prelude::Tensor::from_shape(&[b], &lens)
+                    .unwrap()
+                    .into_tvalue(),
+            ])
+            .unwrap_or_else(|e| panic!("{model:?}: {e:?}"));
+        let got: Vec<f32> = out[0]
+            .to_plain_array_view::<f32>()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect();
+        let got = StoredTensor::new(out[0].shape().to_vec(), got).unwrap();
+        let r = worst_ratio(&got, &want, 1e-5, 1e-4);
+        assert!(r <= 1.0, "{model:?}: logits off by {r:.2}× the tolerance");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,28 +7,35 @@ use attnkit::aaren::AarenMode;
 use attnkit::contract::MhaContract;
 use attnkit::store::{StoredTensor, TensorStore, TorchWeights};
 use attnkit::tasks::counting::{CountConfig, CountingNet};
+use attnkit::tasks::sentiment::{SentimentModel, SentimentNet};
 use attnkit::train::Checkpoint;
 use burn::prelude::*;
 
+use super::aaren::{aaren_block, levels_for};
 use super::attention::mha_block;
 use super::layers::{BlockShape, Mixer, encoder_block};
+use super::recurrent::masked_final_state;
 use super::{Context, ExportOptions, Exported};
 use crate::builder::{Attr, Dim, GraphBuilder, ModelBuilder};
 use crate::error::{OnnxError, Result};
 use crate::proto::tensor_proto::DataType;
 
 /// The tasks whose checkpoints export.
-pub const EXPORTABLE_TASKS: &[&str] = &["count"];
+pub const EXPORTABLE_TASKS: &[&str] = &["count", "imdb"];
 
 /// Exports the network saved in the checkpoint at `path`.
 ///
 /// - `count`: input `tokens` `[B, seq_len + 2]` int64 digits, output `logits`
 ///   `[B, 2·seq_len + 1]`.
+/// - `imdb`: inputs `ids` `[B, L]` int64 token ids (0 = padding; line i of the run's
+///   `imdb-vocab.txt` is the word of id i) and `lengths` `[B]` int64 (1 ≤ length ≤ L),
+///   output `logits` `[B, 2]` (negative, positive).
 pub fn export_checkpoint(path: &Path) -> Result<Exported> {
     let ckpt = Checkpoint::load(path)?;
     let task = ckpt.header.task.clone();
     match task.as_str() {
         "count" => export_count(&ckpt, path),
+        "imdb" => export_sentiment(&ckpt, path),
         other => Err(OnnxError::Unsupported {
             module: format!("{} (task `{other}`)", path.display()),
             why: format!(
@@ -153,6 +160,178 @@ fn export_count(ckpt: &Checkpoint, path: &Path) -> Result<Exported> {
             path.display()
         ))
         .metadata("attnkit.task", "count")
+        .metadata("attnkit.config", ckpt.header.config.to_string())
+        .metadata("attnkit.step", ckpt.header.step.to_string())
+        .build();
+    Ok(Exported {
+        model,
+        warnings: ctx.warnings,
+    })
+}
+
+/// The sentiment network's parameters under PyTorch-style names.
+fn sentiment_weights(net: &SentimentNet) -> TensorStore {
+    let mut s = TensorStore::new("checkpoint");
+    param(&mut s, "embedding.weight", net.embedding.weight.val());
+    if let Some(rnn) = &net.recurrent {
+        rnn.save_weights(&mut s, "rnn.");
+    }
+    if let Some(att) = &net.attention {
+        att.save_weights(&mut s, "attention.");
+    }
+    if let Some(q) = &net.query {
+        param(&mut s, "query", q.val());
+    }
+    if let Some(aaren) = &net.aaren {
+        aaren.save_weights(&mut s, "aaren.");
+    }
+    net.classifier.save_weights(&mut s, "classifier.");
+    s
+}
+
+fn export_sentiment(ckpt: &Checkpoint, path: &Path) -> Result<Exported> {
+    let device = Device::flex();
+    let (config, net) = SentimentNet::from_checkpoint(ckpt, path, &device)?;
+    let weights = sentiment_weights(&net);
+    let mut ctx = Context {
+        module: "imdb".into(),
+        weights: Some(&weights),
+        used: Default::default(),
+        warnings: Vec::new(),
+        options: ExportOptions::default(),
+    };
+    let table = ctx.weight("embedding.weight", &[None, None], &["vocab", "E"])?;
+    let e = table.shape[1];
+    let mut g = GraphBuilder::new("imdb");
+    let batch = Dim::named("B");
+    let ids = g.typed_input(
+        "ids",
+        DataType::Int64,
+        Some(&[batch.clone(), Dim::named("L")]),
+    );
+    let lengths = g.typed_input(
+        "lengths",
+        DataType::Int64,
+        Some(std::slice::from_ref(&batch)),
+    );
+    let table = g.f32_tensor("embedding.weight", &table.shape, &table.data);
+    let x = g.node_as(
+        "embedded",
+        "Gather",
+        &[&table, &ids],
+        vec![("axis", Attr::Int(0))],
+    );
+    // valid[b, t] = t < lengths[b]
+    let shape = g.node("Shape", &[&ids], vec![]);
+    let axis = g.i64_scalar("seq_axis", 1);
+    let len = g.node("Gather", &[&shape, &axis], vec![("axis", Attr::Int(0))]);
+    let zero = g.i64_scalar("zero", 0);
+    let one = g.i64_scalar("one_i64", 1);
+    let positions = g.node_as("positions", "Range", &[&zero, &len, &one], vec![]);
+    let positions = g.unsqueeze(&positions, &[0]);
+    let lengths_col = g.unsqueeze(&lengths, &[1]);
+    let valid = g.node_as("valid", "Less", &[&positions, &lengths_col], vec![]);
+    let padding = g.node_as("padding", "Not", &[&valid], vec![]);
+    let (kind, bidirectional) = match config.model {
+        SentimentModel::Rnn => (Some("rnn"), false),
+        SentimentModel::Lstm => (Some("lstm"), false),
+        SentimentModel::Gru => (Some("gru"), false),
+        SentimentModel::Birnn => (Some("rnn"), true),
+        SentimentModel::Bilstm => (Some("lstm"), true),
+        SentimentModel::Bigru => (Some("gru"), true),
+        SentimentModel::Attention | SentimentModel::Aaren => (None, false),
+    };
+    let heads = if e % 2 == 0 { 2 } else { 1 };
+    let features = if let Some(kind) = kind {
+        let valid3 = g.unsqueeze(&valid, &[2]);
+        masked_final_state(
+            &mut ctx,
+            &mut g,
+            "rnn.",
+            kind,
+            e,
+            config.hidden,
+            bidirectional,
+            &x,
+            &valid3,
+        )?
+    } else if config.model == SentimentModel::Attention {
+        let query = ctx.weight("query", &[Some(1), Some(e)], &["1", "E"])?;
+        let query = g.f32_tensor("query", &[1, 1, e], &query.data);
+        let batch = g.dim_of(&ids, 0);
+        let rest = g.i64_tensor("one_and_width", &[1, e as i64]);
+        let shape_b1e = g.concat(&[&batch, &rest], 0);
+        let q = g.node("Expand", &[&query, &shape_b1e], vec![]);
+        let cfg = MhaContract {
+            embed_dim: e,
+            num_heads: heads,
+        };
+        let (pooled, _) = mha_block(
+            &mut ctx,
+            &mut g,
+            "attention.",
+            &cfg,
+            &q,
+            &x,
+            &x,
+            Some(&padding),
+        )?;
+        g.reshape(&pooled, &[0, e as i64])
+    } else {
+        let levels = levels_for(ctx.options.max_len);
+        let out = aaren_block(
+            &mut ctx,
+            &mut g,
+            "aaren.",
+            e,
+            heads,
+            AarenMode::Parallel,
+            levels,
+            &x,
+            Some(&padding),
+        )?;
+        // The output at each sequence's last token: Where, not a product, so a NaN
+        // at a padded position (beyond the scan's max_len) cannot leak in.
+        let last = g.binary("Sub", &lengths_col, &one);
+        let at_last = g.node_as("at_last", "Equal", &[&positions, &last], vec![]);
+        let at_last = g.unsqueeze(&at_last, &[2]);
+        let zero_f = g.f32_scalar("zero_f", 0.0);
+        let picked = g.where_(&at_last, &out, &zero_f);
+        let axes = g.i64_tensor("axes", &[1]);
+        g.node(
+            "ReduceSum",
+            &[&picked, &axes],
+            vec![("keepdims", Attr::Int(0))],
+        )
+    };
+    let width = match kind {
+        Some(_) if bidirectional => 2 * config.hidden,
+        Some(_) => config.hidden,
+        None => e,
+    };
+    let w = ctx.weight(
+        "classifier.weight",
+        &[Some(2), Some(width)],
+        &["2", "features"],
+    )?;
+    let b = ctx.weight("classifier.bias", &[Some(2)], &["2"])?;
+    let logits = g.linear(
+        &features,
+        "classifier.weight",
+        w,
+        Some(("classifier.bias", b)),
+    );
+    g.output(&logits, "logits", &[batch, Dim::fixed(2)]);
+    ctx.report_unused();
+    let model = ModelBuilder::new(g.build())
+        .doc(format!(
+            "attnkit IMDB sentiment network ({:?}, {:?} embedding), step {} of {}",
+            config.model,
+            config.embedding,
+            ckpt.header.step,
+            path.display()
+        ))
+        .metadata("attnkit.task", "imdb")
         .metadata("attnkit.config", ckpt.header.config.to_string())
         .metadata("attnkit.step", ckpt.header.step.to_string())
         .build();

@@ -2,6 +2,8 @@
 //! and one of the recurrent baselines, attention pooling or Aaren, then a linear
 //! classifier over two classes.
 
+use std::path::Path;
+
 use attnkit_kernels::rng::SplitMix64;
 use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer};
@@ -14,7 +16,9 @@ use crate::data::{Glove, Oov, Review, Vocabulary, tokenize};
 use crate::error::{AttnError, Result};
 use crate::layers::{TorchLinear, TorchLinearConfig};
 use crate::recurrent::{Recurrent, RecurrentConfig, RecurrentKind};
-use crate::train::{Optimizer, OptimizerConfig, accuracy, cross_entropy, materialize};
+use crate::train::{
+    Checkpoint, CheckpointHeader, Optimizer, OptimizerConfig, accuracy, cross_entropy, materialize,
+};
 
 /// The sequence model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,6 +203,37 @@ impl SentimentNet {
         })
     }
 
+    /// The network saved in a checkpoint of task `imdb` (as
+    /// [`SentimentTraining::save_checkpoint`] writes), with its config.
+    pub fn from_checkpoint(
+        ckpt: &Checkpoint,
+        path: &Path,
+        device: &Device,
+    ) -> Result<(SentimentConfig, Self)> {
+        let bad = |why: String| AttnError::Format {
+            path: path.to_path_buf(),
+            why,
+        };
+        if ckpt.header.task != "imdb" {
+            return Err(bad(format!(
+                "expected a checkpoint of task `imdb`, got `{}`",
+                ckpt.header.task
+            )));
+        }
+        let config: SentimentConfig = serde_json::from_value(ckpt.header.config.clone())
+            .map_err(|e| bad(format!("imdb config in the header: {e}")))?;
+        let size = |key: &str| {
+            ckpt.header.extra[key]
+                .as_u64()
+                .map(|v| v as usize)
+                .ok_or_else(|| bad(format!("`{key}` missing from the header")))
+        };
+        let (vocab_len, dim) = (size("vocab_len")?, size("embedding_dim")?);
+        let zeros = vec![0.0; vocab_len * dim];
+        let net = Self::new(&config, vocab_len, Some((&zeros, dim)), device)?;
+        Ok((config, ckpt.load_model(net, path)?))
+    }
+
     /// Class logits.
     ///
     /// - `ids`: `[B, L]` token ids (0 = padding); `lengths`: true lengths
@@ -299,6 +334,30 @@ impl SentimentTraining {
             train,
             steps: 0,
         })
+    }
+
+    /// The network being trained.
+    pub fn model(&self) -> &SentimentNet {
+        &self.model
+    }
+
+    /// Saves the network (and the optimizer's state) at `path` atomically; the header
+    /// holds the config, the vocabulary size and the embedding width, which is what
+    /// [`SentimentNet::from_checkpoint`] needs to rebuild it.
+    pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
+        let [vocab_len, dim] = self.model.embedding.weight.val().dims();
+        let (state, spare) = self.rng.snapshot();
+        let header = CheckpointHeader {
+            task: "imdb".into(),
+            config: serde_json::json!(self.config),
+            step: self.steps,
+            rng_state: state,
+            rng_spare: spare,
+            extra: serde_json::json!({"vocab_len": vocab_len, "embedding_dim": dim}),
+            lengths: [0, 0],
+            checksum: String::new(),
+        };
+        Checkpoint::new(header, &self.model, self.optimizer.state_bytes()?)?.save(path)
     }
 
     /// Trainable parameters.
