@@ -91,7 +91,7 @@ fn list(g: &GraphProto, indent: usize, out: &mut String) {
             if let Some(body) = &a.g {
                 let _ = writeln!(
                     out,
-                    "{pad}  {} body `{}` ({} -> {}):",
+                    "{pad}  {} = graph `{}` ({} -> {}):",
                     a.name,
                     body.name,
                     body.input
