@@ -20,6 +20,10 @@ enum DataCommand {
     /// data (runs tools/prepare_data.py; needs pip and pyarrow). The IMDB test split is
     /// carved from the train split: say so wherever results are reported.
     Prepare(PrepareArgs),
+    /// Download the published aclImdb_v1.tar.gz and glove.6B.zip (needs internet) into a
+    /// cache, verify their SHA-256 and unpack DIR/aclImdb/ and DIR/glove.6B.<dim>d.txt.
+    /// The real IMDB test split, unlike `prepare`.
+    Download(crate::download::DownloadArgs),
     /// Load an aclImdb/ folder and a GloVe file and report what is in them.
     Check(CheckArgs),
 }
@@ -56,6 +60,7 @@ struct CheckArgs {
 pub fn run(args: DataArgs) -> Result<()> {
     match args.command {
         DataCommand::Prepare(a) => prepare(a),
+        DataCommand::Download(a) => crate::download::run(a),
         DataCommand::Check(a) => check(a),
     }
 }

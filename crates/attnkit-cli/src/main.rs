@@ -4,6 +4,7 @@ mod aaren;
 mod bench;
 mod chart;
 mod data;
+mod download;
 mod export;
 mod forward;
 mod tour;

@@ -508,6 +508,11 @@ struct ImdbArgs {
     /// Use only this many training reviews (0 = all), for quick runs.
     #[arg(long, default_value_t = 0)]
     limit: usize,
+    /// Worker threads that tokenize and batch the training reviews through Burn's data
+    /// loader while the model trains. 0 (default): encode once, shuffle with the run's
+    /// own generator — the reproducible path; with workers, batch order varies by run.
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
     /// Train every model with GloVe and with one-hot embeddings and write a table
     /// (imdb-compare.md, imdb-compare.csv in --out).
     #[arg(long)]
@@ -524,7 +529,7 @@ fn parse_lowercase<T: serde::de::DeserializeOwned>(s: &str) -> std::result::Resu
 }
 
 fn imdb(args: ImdbArgs) -> Result<()> {
-    use attnkit::data::{Glove, Split, Vocabulary, load_reviews, tokenize};
+    use attnkit::data::{Glove, ReviewLoaderConfig, Split, Vocabulary, load_reviews, tokenize};
     use attnkit::tasks::sentiment::{
         EmbeddingKind, SentimentConfig, SentimentModel, SentimentTraining, encode,
     };
@@ -546,6 +551,7 @@ fn imdb(args: ImdbArgs) -> Result<()> {
     let test = load_reviews(&root, Split::Test, 0.1, args.common.seed)?;
     let tokens: Vec<Vec<String>> = train.iter().map(|r| tokenize(&r.text)).collect();
     let vocab = Vocabulary::build(tokens.iter().map(|t| t.as_slice()), 2, 50_000);
+    let vocab_arc = std::sync::Arc::new(vocab.clone());
     let out = args.common.out.clone();
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create `{}`", out.display()))?;
     // Line i is the word of id i: what a deployed (exported) model needs to tokenize.
@@ -599,6 +605,14 @@ fn imdb(args: ImdbArgs) -> Result<()> {
             train_enc.clone(),
             &Device::flex(),
         )?;
+        let loader = (args.workers > 0)
+            .then(|| {
+                ReviewLoaderConfig::new(args.batch, args.max_len)
+                    .with_shuffle(Some(args.common.seed))
+                    .with_workers(args.workers)
+                    .init(train.clone(), vocab_arc.clone(), run.device())
+            })
+            .transpose()?;
         let ckpt_path = out.join(format!(
             "imdb-{}-{}.ckpt",
             name(&model_arg),
@@ -608,14 +622,18 @@ fn imdb(args: ImdbArgs) -> Result<()> {
         let mut step_seconds = 0.0;
         for epoch in 1..=args.epochs {
             let t = Instant::now();
-            let (loss, acc) = run.epoch(|_, _, l| {
+            let tick = |_: usize, _: usize, l: f64| {
                 bar.inc(1);
                 bar.set_message(format!(
                     "{} {} epoch {epoch} loss {l:.3}",
                     name(&model_arg),
                     name(&embedding_arg)
                 ));
-            })?;
+            };
+            let (loss, acc) = match &loader {
+                Some(loader) => run.epoch_from(loader.as_ref(), tick)?,
+                None => run.epoch(tick)?,
+            };
             step_seconds += t.elapsed().as_secs_f64();
             let val_acc = run.evaluate(&val_enc)?;
             bar.suspend(|| {

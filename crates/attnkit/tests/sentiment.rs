@@ -12,8 +12,8 @@ use attnkit::train::OptimizerConfig;
 use attnkit_kernels::rng::SplitMix64;
 use burn::prelude::*;
 
-fn corpus() -> PathBuf {
-    let root = std::env::temp_dir().join(format!("attnkit-sentiment-{}", std::process::id()));
+fn corpus(tag: &str) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("attnkit-sentiment-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let mut rng = SplitMix64::new(1);
     let filler = ["the", "movie", "plot", "actor", "was", "and", "a", "film"];
@@ -36,7 +36,7 @@ fn corpus() -> PathBuf {
 
 #[test]
 fn every_model_learns_a_separable_corpus() {
-    let root = corpus();
+    let root = corpus("models");
     let train = load_reviews(&root, Split::Train, 0.0, 0).unwrap();
     let test = load_reviews(&root, Split::Test, 0.0, 0).unwrap();
     let tokens: Vec<Vec<String>> = train.iter().map(|r| tokenize(&r.text)).collect();
@@ -78,4 +78,51 @@ fn every_model_learns_a_separable_corpus() {
         let acc = run.evaluate(&encode(&test, &vocab, 16)).unwrap();
         assert!(acc >= 0.9, "{model:?}/{embedding:?}: test accuracy {acc}");
     }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Training from the Burn data loader, with two worker threads tokenizing and batching.
+#[test]
+fn training_through_the_multithreaded_loader_learns() {
+    use attnkit::data::ReviewLoaderConfig;
+    let root = corpus("loader");
+    let train = load_reviews(&root, Split::Train, 0.0, 0).unwrap();
+    let test = load_reviews(&root, Split::Test, 0.0, 0).unwrap();
+    let tokens: Vec<Vec<String>> = train.iter().map(|r| tokenize(&r.text)).collect();
+    let vocab = Vocabulary::build(tokens.iter().map(|t| t.as_slice()), 1, 100);
+    let config = SentimentConfig {
+        model: SentimentModel::Attention,
+        embedding: EmbeddingKind::Onehot,
+        hidden: 8,
+        max_len: 16,
+        batch_size: 16,
+        optimizer: OptimizerConfig::Adam { lr: 2e-2 },
+        seed: 3,
+    };
+    let mut run = SentimentTraining::new(
+        config,
+        &vocab,
+        None,
+        encode(&train, &vocab, 16),
+        &Device::flex(),
+    )
+    .unwrap();
+    let loader = ReviewLoaderConfig::new(16, 16)
+        .with_shuffle(Some(3))
+        .with_workers(2)
+        .init(
+            train.clone(),
+            std::sync::Arc::new(vocab.clone()),
+            run.device(),
+        )
+        .unwrap();
+    let mut steps = 0;
+    for _ in 0..15 {
+        run.epoch_from(loader.as_ref(), |_, _, _| steps += 1)
+            .unwrap();
+    }
+    assert_eq!(steps, 15 * train.len().div_ceil(16));
+    let acc = run.evaluate(&encode(&test, &vocab, 16)).unwrap();
+    assert!(acc >= 0.9, "accuracy {acc}");
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -12,13 +12,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::aaren::{Aaren, AarenConfig};
 use crate::attention::{AttentionMask, MultiHeadAttention, MultiHeadAttentionConfig};
-use crate::data::{Glove, Oov, Review, Vocabulary, tokenize};
+use crate::data::{Glove, Oov, Review, ReviewBatch, Vocabulary, tokenize};
 use crate::error::{AttnError, Result};
 use crate::layers::{TorchLinear, TorchLinearConfig};
 use crate::recurrent::{Recurrent, RecurrentConfig, RecurrentKind};
 use crate::train::{
     Checkpoint, CheckpointHeader, Optimizer, OptimizerConfig, accuracy, cross_entropy, materialize,
 };
+use burn::data::dataloader::DataLoader;
 
 /// The sequence model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -393,8 +394,10 @@ impl SentimentTraining {
         )
     }
 
-    /// One epoch; calls `progress(step_in_epoch, steps_in_epoch, loss)` after each step.
-    /// Returns the mean training loss and accuracy.
+    /// One epoch over the encoded training data, shuffled by the run's own generator
+    /// (reproducible, and bit-identical on resume); calls
+    /// `progress(step_in_epoch, steps_in_epoch, loss)` after each step. Returns the mean
+    /// training loss and accuracy.
     pub fn epoch(&mut self, mut progress: impl FnMut(usize, usize, f64)) -> Result<(f64, f64)> {
         let n = self.train.labels.len();
         let mut order: Vec<usize> = (0..n).collect();
@@ -405,18 +408,59 @@ impl SentimentTraining {
         let (mut loss_sum, mut acc_sum) = (0.0, 0.0);
         for (k, rows) in chunks.iter().enumerate() {
             let (ids, lengths, labels) = self.batch(&self.train, rows, &self.device);
-            let logits = self.model.forward(ids, &lengths)?;
-            acc_sum += accuracy(logits.clone().detach(), labels.clone());
-            let loss = cross_entropy(logits, labels)?;
-            let l = loss.clone().into_scalar::<f32>() as f64;
+            let (l, a) = self.train_batch(ids, &lengths, labels)?;
             loss_sum += l;
-            let model = self.model.clone();
-            self.model = self.optimizer.step(model, loss);
-            self.steps += 1;
+            acc_sum += a;
             progress(k + 1, chunks.len(), l);
         }
         let m = chunks.len().max(1) as f64;
         Ok((loss_sum / m, acc_sum / m))
+    }
+
+    /// One epoch from a Burn data loader (see [`crate::data::ReviewLoaderConfig`]),
+    /// whose workers tokenize and batch while the model trains. Batches must be on
+    /// [`SentimentTraining::device`]. With workers the batch order varies from run to
+    /// run; [`SentimentTraining::epoch`] is the reproducible path.
+    pub fn epoch_from(
+        &mut self,
+        loader: &dyn DataLoader<ReviewBatch>,
+        mut progress: impl FnMut(usize, usize, f64),
+    ) -> Result<(f64, f64)> {
+        let steps = loader.num_items().div_ceil(self.config.batch_size.max(1));
+        let (mut loss_sum, mut acc_sum, mut k) = (0.0, 0.0, 0);
+        for batch in loader.iter() {
+            let batch = batch.map_err(|e| AttnError::Config(format!("data loader: {e}")))?;
+            let (l, a) = self.train_batch(batch.ids, &batch.lengths, batch.labels)?;
+            loss_sum += l;
+            acc_sum += a;
+            k += 1;
+            progress(k, steps.max(k), l);
+        }
+        let m = k.max(1) as f64;
+        Ok((loss_sum / m, acc_sum / m))
+    }
+
+    /// One optimizer step on a batch: `ids` `[B, L]`, true `lengths`, `labels` `[B]`.
+    /// Returns the batch's loss and accuracy (before the step).
+    pub fn train_batch(
+        &mut self,
+        ids: Tensor<2, Int>,
+        lengths: &[usize],
+        labels: Tensor<1, Int>,
+    ) -> Result<(f64, f64)> {
+        let logits = self.model.forward(ids, lengths)?;
+        let acc = accuracy(logits.clone().detach(), labels.clone());
+        let loss = cross_entropy(logits, labels)?;
+        let l = loss.clone().into_scalar::<f32>() as f64;
+        let model = self.model.clone();
+        self.model = self.optimizer.step(model, loss);
+        self.steps += 1;
+        Ok((l, acc))
+    }
+
+    /// The device batches must be on (the training device).
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Accuracy on encoded reviews.
