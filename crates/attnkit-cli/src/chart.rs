@@ -128,3 +128,93 @@ fn draw_lines<'a, DB: DrawingBackend + 'a, CT: CoordTranslate<From = (f64, f64)>
         .map_err(|e| anyhow!("{e:?}"))?;
     Ok(())
 }
+
+/// One group of bars (one colour) in a grouped bar chart.
+pub struct BarGroup<'a> {
+    /// Legend label.
+    pub label: &'a str,
+    /// One value per category.
+    pub values: &'a [f64],
+    /// Bar colour.
+    pub color: RGBColor,
+}
+
+/// Writes a grouped bar chart (PNG, 900×540): one cluster per category, one bar per
+/// group, y from `y_range`. Written to a temporary file, then renamed.
+pub fn bar_chart(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    categories: &[&str],
+    groups: &[BarGroup<'_>],
+    y_range: (f64, f64),
+) -> Result<()> {
+    ensure_font()?;
+    if categories.is_empty() || groups.iter().any(|g| g.values.len() != categories.len()) {
+        return Err(anyhow!(
+            "{}: every group needs one value per category",
+            path.display()
+        ));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.partial.png"));
+    {
+        let root = BitMapBackend::new(&tmp, (900, 540)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+        let n = categories.len();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 24))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(80)
+            .build_cartesian_2d(-0.5..n as f64 - 0.5, y_range.0..y_range.1)
+            .map_err(|e| anyhow!("{e:?}"))?;
+        let label = |v: &f64| {
+            let i = v.round();
+            if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
+                categories[i as usize].to_string()
+            } else {
+                String::new()
+            }
+        };
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n)
+            .x_label_formatter(&label)
+            .y_desc(y_label)
+            .draw()
+            .map_err(|e| anyhow!("{e:?}"))?;
+        let width = 0.8 / groups.len() as f64;
+        for (k, g) in groups.iter().enumerate() {
+            let offset = -0.4 + width * (k as f64 + 0.5);
+            let color = g.color;
+            chart
+                .draw_series(g.values.iter().enumerate().map(|(i, &v)| {
+                    let x = i as f64 + offset;
+                    Rectangle::new(
+                        [(x - width * 0.45, y_range.0), (x + width * 0.45, v)],
+                        color.filled(),
+                    )
+                }))
+                .map_err(|e| anyhow!("{e:?}"))?
+                .label(g.label)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 16, y + 6)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(|e| anyhow!("{e:?}"))?;
+        root.present().map_err(|e| anyhow!("{e:?}"))?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

@@ -712,10 +712,57 @@ fn imdb(args: ImdbArgs) -> Result<()> {
         println!("\n{md}");
         write_atomically(&out.join("imdb-compare.md"), md.as_bytes())?;
         write_atomically(&out.join("imdb-compare.csv"), csv.as_bytes())?;
+        // Test accuracy per model, GloVe next to one-hot.
+        let models: Vec<String> = SentimentModel::ALL.iter().map(|m| name(m)).collect();
+        let accuracy_of = |embedding: &str| -> Vec<f64> {
+            models
+                .iter()
+                .map(|m| {
+                    rows.iter()
+                        .find(|r| r["model"] == m.as_str() && r["embedding"] == embedding)
+                        .and_then(|r| r["eval_accuracy"].as_f64())
+                        .unwrap_or(f64::NAN)
+                })
+                .collect()
+        };
+        let (glove_acc, onehot_acc) = (accuracy_of("glove"), accuracy_of("onehot"));
+        let lowest = glove_acc
+            .iter()
+            .chain(&onehot_acc)
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(0.5f64, f64::min);
+        let png = out.join("imdb-compare.png");
+        let categories: Vec<&str> = models.iter().map(String::as_str).collect();
+        crate::chart::bar_chart(
+            &png,
+            &format!(
+                "IMDB test accuracy ({} train reviews, {} epochs, {} tokens)",
+                train.len(),
+                args.epochs,
+                args.max_len
+            ),
+            "test accuracy",
+            &categories,
+            &[
+                crate::chart::BarGroup {
+                    label: "GloVe",
+                    values: &glove_acc,
+                    color: plotters::style::RGBColor(31, 119, 180),
+                },
+                crate::chart::BarGroup {
+                    label: "one-hot (learned)",
+                    values: &onehot_acc,
+                    color: plotters::style::RGBColor(255, 127, 14),
+                },
+            ],
+            ((lowest - 0.05).max(0.0), 1.0),
+        )?;
         println!(
-            "files: {}, {}",
+            "files: {}, {}, {}",
             out.join("imdb-compare.md").display(),
-            out.join("imdb-compare.csv").display()
+            out.join("imdb-compare.csv").display(),
+            png.display()
         );
     }
     if let Some(path) = &args.common.summary {

@@ -71,6 +71,9 @@ pub enum AttnError {
         /// What is wrong.
         why: String,
     },
+    /// A text data file (GloVe, a review folder) is unreadable or malformed.
+    #[error(transparent)]
+    Text(#[from] attnkit_text::TextError),
     /// A JSON document does not parse; line and column are 1-based.
     #[error("{source_name}: invalid JSON at line {line}, column {column}: {why}")]
     Json {

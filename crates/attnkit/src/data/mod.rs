@@ -2,16 +2,14 @@
 //! vocabulary (DATA-1, DATA-2, DATA-5), and a multi-threaded Burn data loader.
 //!
 //! Loaders read a whole file or folder before returning, so a bad file is an error that
-//! names the file and line and nothing is half loaded.
+//! names the file and line and nothing is half loaded. The parsers live in
+//! `attnkit-text` (no Burn), so they can be fuzzed and used on their own; everything is
+//! re-exported here.
 
-pub mod glove;
-pub mod imdb;
 pub mod loader;
-pub mod tokenizer;
-pub mod vocabulary;
 
-pub use glove::{Glove, Oov};
-pub use imdb::{Review, Split, load_reviews};
+pub use attnkit_text::{
+    Glove, Oov, Review, Split, TextError, Vocabulary, glove, imdb, load_reviews, parse_review,
+    tokenize, tokenizer, vocabulary,
+};
 pub use loader::{ReviewBatch, ReviewBatcher, ReviewDataset, ReviewLoaderConfig};
-pub use tokenizer::tokenize;
-pub use vocabulary::Vocabulary;

@@ -9,7 +9,7 @@ use std::path::Path;
 use attnkit_kernels::rng::SplitMix64;
 
 use super::vocabulary::{PAD, Vocabulary};
-use crate::error::{AttnError, Result};
+use crate::error::{Result, TextError};
 
 /// Word vectors.
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ impl Glove {
     /// Reads a GloVe text file. Every line must hold a word and exactly as many numbers as
     /// the first line; the error names the file and the line.
     pub fn load(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|source| AttnError::Io {
+        let file = std::fs::File::open(path).map_err(|source| TextError::Io {
             path: path.to_path_buf(),
             source,
         })?;
@@ -46,7 +46,7 @@ impl Glove {
 
     /// Reads the format from `reader`; `path` names it in errors.
     pub fn from_reader(mut reader: impl BufRead, path: &Path) -> Result<Self> {
-        let err = |line: usize, why: String| AttnError::Data {
+        let err = |line: usize, why: String| TextError::Data {
             path: path.to_path_buf(),
             line,
             why,
@@ -60,7 +60,7 @@ impl Glove {
             bytes.clear();
             let n = reader
                 .read_until(b'\n', &mut bytes)
-                .map_err(|source| AttnError::Io {
+                .map_err(|source| TextError::Io {
                     path: path.to_path_buf(),
                     source,
                 })?;

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use attnkit::data::{Glove, Split, load_reviews};
+use attnkit_text::{Glove, Split, load_reviews};
 use proptest::prelude::*;
 
 fn glove_like() -> impl Strategy<Value = Vec<u8>> {

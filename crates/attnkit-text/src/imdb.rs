@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use attnkit_kernels::rng::SplitMix64;
 
-use crate::error::{AttnError, Result};
+use crate::error::{Result, TextError};
 
 /// Which part of the data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub enum Split {
 /// One review.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Review {
-    /// The text as written (HTML line breaks included; [`super::tokenize`] removes them).
+    /// The text as written (HTML line breaks included; [`crate::tokenize`] removes them).
     pub text: String,
     /// 1 = positive, 0 = negative.
     pub label: u8,
@@ -29,8 +29,31 @@ pub struct Review {
     pub path: PathBuf,
 }
 
+/// One review file's bytes as a [`Review`]: the text must be UTF-8; an error names
+/// the file and the line of the first bad byte.
+///
+/// ```
+/// use attnkit_text::parse_review;
+/// let r = parse_review(b"Great film.<br />".to_vec(), "1_9.txt".into(), 1).unwrap();
+/// assert_eq!(r.text, "Great film.<br />");
+/// let e = parse_review(b"ok\n\xff".to_vec(), "2_1.txt".into(), 0).unwrap_err();
+/// assert_eq!(e.to_string(), "2_1.txt:2: not UTF-8 (byte 3)");
+/// ```
+pub fn parse_review(bytes: Vec<u8>, path: PathBuf, label: u8) -> Result<Review> {
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = 1 + e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count();
+        TextError::Data {
+            path: path.clone(),
+            line,
+            why: format!("not UTF-8 (byte {at})"),
+        }
+    })?;
+    Ok(Review { text, label, path })
+}
+
 fn read_class(dir: &Path, label: u8) -> Result<Vec<Review>> {
-    let entries = std::fs::read_dir(dir).map_err(|source| AttnError::Io {
+    let entries = std::fs::read_dir(dir).map_err(|source| TextError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
@@ -42,20 +65,11 @@ fn read_class(dir: &Path, label: u8) -> Result<Vec<Review>> {
     files
         .into_iter()
         .map(|path| {
-            let bytes = std::fs::read(&path).map_err(|source| AttnError::Io {
+            let bytes = std::fs::read(&path).map_err(|source| TextError::Io {
                 path: path.clone(),
                 source,
             })?;
-            let text = String::from_utf8(bytes).map_err(|e| {
-                let at = e.utf8_error().valid_up_to();
-                let line = 1 + e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count();
-                AttnError::Data {
-                    path: path.clone(),
-                    line,
-                    why: format!("not UTF-8 (byte {at})"),
-                }
-            })?;
-            Ok(Review { text, label, path })
+            parse_review(bytes, path, label)
         })
         .collect()
 }
@@ -71,7 +85,7 @@ pub fn load_reviews(
     seed: u64,
 ) -> Result<Vec<Review>> {
     if !(0.0..1.0).contains(&validation_fraction) {
-        return Err(AttnError::Config(format!(
+        return Err(TextError::Config(format!(
             "validation fraction must be in [0, 1), got {validation_fraction}"
         )));
     }
@@ -84,7 +98,7 @@ pub fn load_reviews(
     for (class, label) in [("neg", 0u8), ("pos", 1u8)] {
         let dir = root.join(part).join(class);
         if !dir.is_dir() {
-            return Err(AttnError::Format {
+            return Err(TextError::Format {
                 path: dir,
                 why: format!(
                     "missing folder: expected the aclImdb layout {part}/{{pos,neg}}/*.txt under {}",

@@ -5,7 +5,7 @@
 /// (`don't` stays one token); everything else separates.
 ///
 /// ```
-/// use attnkit::data::tokenize;
+/// use attnkit_text::tokenize;
 /// assert_eq!(tokenize("Great film!<br /><br />Don't miss it."),
 ///            ["great", "film", "don't", "miss", "it"]);
 /// ```
