@@ -23,6 +23,9 @@ enum Workload {
     AarenParallel,
     /// The Aaren layer by the iterative cell (one tensor step per token).
     AarenIterative,
+    /// The Aaren layer by the fused CPU kernel (inference: matmuls, then one pass per
+    /// sequence and head, spread over threads).
+    AarenFused,
     /// One token through the kernel stream after --len tokens; ms per token.
     AarenStream,
     /// One decoding step of KV-cache attention with --len cached tokens; ms per token.
@@ -141,11 +144,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 Ok(())
             })?
         }
-        Workload::AarenParallel | Workload::AarenIterative => {
-            let mode = if args.workload == Workload::AarenParallel {
-                AarenMode::Parallel
-            } else {
-                AarenMode::Iterative
+        Workload::AarenParallel | Workload::AarenIterative | Workload::AarenFused => {
+            let mode = match args.workload {
+                Workload::AarenParallel => AarenMode::Parallel,
+                Workload::AarenIterative => AarenMode::Iterative,
+                _ => AarenMode::Fused,
             };
             let layer = AarenConfig::new(e, h).with_mode(mode).init(&device)?;
             let x = Tensor::<3>::random([b, l, e], burn::tensor::Distribution::Default, &device);

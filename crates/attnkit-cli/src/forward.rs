@@ -23,7 +23,7 @@ use clap::Args;
             config {input_size, hidden_size, bidirectional, num_layers?}; weights as nn.LSTM/GRU/RNN
             (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, …_reverse); inputs x [B,L,In]
             (batch first); outputs output [B,L,dirs·H], h_n [dirs·layers,B,H] (+ c_n for lstm)
-  aaren     config {embed_dim, num_heads, mode: iterative|parallel}; weights query [E],
+  aaren     config {embed_dim, num_heads, mode: iterative|parallel|fused}; weights query [E],
             in_proj_weight [3E,E], in_proj_bias [3E], out_proj.weight [E,E], out_proj.bias [E];
             inputs x [B,L,E], key_padding_mask [B,L]?; outputs output [B,L,E]
 

@@ -126,6 +126,43 @@ fn reproduces_the_aaren_definition() {
     }
 }
 
+/// The fused CPU form (`mode: fused`), in f64 through the CLI, on the same fixtures:
+/// 3,000 tokens with scores in the thousands and an all-padded sequence included.
+#[test]
+fn fused_aaren_reproduces_the_definition() {
+    let scratch = scratch("fused");
+    for case in ["aaren_parallel", "aaren_all_padded", "aaren_long_parallel"] {
+        let dir = fixture(case);
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                .unwrap();
+        config["mode"] = "fused".into();
+        let out = scratch.join(format!("{case}.safetensors"));
+        let r = forward(
+            "aaren",
+            &config.to_string(),
+            Some(&dir.join("weights.safetensors")),
+            &dir.join("input.safetensors"),
+            &out,
+        );
+        assert!(
+            r.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let got = TensorStore::load(&out).unwrap();
+        let want = TensorStore::load(&dir.join("expected.safetensors")).unwrap();
+        let (g, w) = (
+            got.require("output").unwrap(),
+            want.require("output").unwrap(),
+        );
+        for (a, b) in g.data.iter().zip(&w.data) {
+            assert!((a - b).abs() <= 1e-5 + 1e-4 * b.abs(), "{case}: {a} vs {b}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
 #[test]
 fn aaren_config_errors_name_the_problem() {
     let dir = fixture("aaren_parallel");
@@ -139,7 +176,7 @@ fn aaren_config_errors_name_the_problem() {
         "aaren-mode",
     );
     assert!(
-        line.contains("unknown variant `recurrent`, expected `iterative` or `parallel`"),
+        line.contains("unknown variant `recurrent`, expected one of `iterative`, `parallel`, `fused`"),
         "{line}"
     );
     let line = expect_failure(

@@ -103,6 +103,60 @@ pub fn output<T: Real>(state: &[T], out: &mut [T]) {
     }
 }
 
+/// A whole sequence for one head in one pass: for each token t,
+/// `state ← state ⊕ (scores[t], 1, values[t])` and `out[t] = a / c` ([`output`]).
+///
+/// `state` (`d + 2` numbers: m, c, a) continues from wherever it is and ends as the
+/// state after the last token; a score of −inf (a masked token) leaves it unchanged.
+/// `values` and `out` are `[L, d]` row-major. This is the sequential scan a CPU runs
+/// best: one read of each score and value, one write of each output, no temporaries.
+///
+/// ```
+/// use attnkit_kernels::aaren::{reset, scan_head};
+/// let mut state = [0.0f32; 3];
+/// reset(&mut state);
+/// let mut out = [0.0f32; 2];
+/// scan_head(&[0.0, 0.0], &[1.0, 3.0], &mut state, &mut out).unwrap();
+/// assert_eq!(out, [1.0, 2.0]); // equal scores: the running mean
+/// ```
+pub fn scan_head<T: Real>(
+    scores: &[T],
+    values: &[T],
+    state: &mut [T],
+    out: &mut [T],
+) -> Result<(), KernelError> {
+    if state.len() < 2 {
+        return Err(KernelError::Length {
+            what: "state",
+            expected: 3,
+            got: state.len(),
+        });
+    }
+    let d = state.len() - 2;
+    let l = scores.len();
+    for (what, buf) in [("values", values.len()), ("out", out.len())] {
+        if buf != l * d {
+            return Err(KernelError::Length {
+                what,
+                expected: l * d,
+                got: buf,
+            });
+        }
+    }
+    if d == 0 {
+        return Ok(());
+    }
+    for ((&s, v), o) in scores
+        .iter()
+        .zip(values.chunks_exact(d))
+        .zip(out.chunks_exact_mut(d))
+    {
+        update(state, s, v);
+        output(state, o);
+    }
+    Ok(())
+}
+
 /// Numbers of one head's compensated state: `[m, c, a_0..a_{d−1}, c', a'_0..a'_{d−1}]`,
 /// 2·d + 3.
 pub const fn compensated_head_len(d_head: usize) -> usize {

@@ -35,6 +35,9 @@ fn both_modes_match_the_f64_definition_with_masks_and_large_scores() {
         (AarenMode::Parallel, 300, 300.0),
         (AarenMode::Iterative, 37, 1.0),
         (AarenMode::Iterative, 120, 300.0),
+        (AarenMode::Fused, 1, 1.0),
+        (AarenMode::Fused, 37, 1.0),
+        (AarenMode::Fused, 300, 300.0),
     ] {
         let a = aaren_vs_reference(&device, 7, len, scale, mode).unwrap();
         assert!(a.finite, "{mode:?} L={len}: non-finite output");
@@ -272,4 +275,69 @@ fn layer_trains_through_the_scan() {
     }
     let (first, last) = (losses[0], losses[losses.len() - 1]);
     assert!(last < 0.05 * first, "loss {first} → {last}");
+}
+
+/// The fused CPU form equals the parallel scan on a padded batch and continues from a
+/// state like the other forms (its f64 path: `forward_cli.rs`, where `aaren` runs in
+/// f64 by default).
+#[test]
+fn fused_form_matches_the_scan_and_continues_from_a_state() {
+    let device = Device::flex();
+    let (b, l, e, h) = (3, 50, 8, 2);
+    let layer = AarenConfig::new(e, h).init(&device).unwrap();
+    let x = Tensor::<3>::random(
+        [b, l, e],
+        burn::tensor::Distribution::Normal(0.0, 2.0),
+        &device,
+    );
+    let mask = Tensor::<2, Bool>::from_data(
+        TensorData::new(
+            (0..b * l).map(|i| i % 7 == 3 || i < 5).collect::<Vec<_>>(),
+            [b, l],
+        ),
+        &device,
+    );
+    let (scan, scan_state) = layer
+        .cell
+        .forward_parallel(x.clone(), Some(&mask), None)
+        .unwrap();
+    let (fused, fused_state) = layer
+        .cell
+        .forward_fused(x.clone(), Some(&mask), None)
+        .unwrap();
+    let r = rel_diff(&host(fused), &host(scan));
+    assert!(r <= 1e-5, "fused vs scan {r:e}");
+    assert!(rel_diff(&host(fused_state.a), &host(scan_state.a)) <= 1e-5);
+    // Two chunks through the fused form equal one pass.
+    let (o1, st) = layer
+        .cell
+        .forward_fused(
+            x.clone().narrow(1, 0, 20),
+            Some(&mask.clone().narrow(1, 0, 20)),
+            None,
+        )
+        .unwrap();
+    let (o2, _) = layer
+        .cell
+        .forward_fused(
+            x.clone().narrow(1, 20, l - 20),
+            Some(&mask.clone().narrow(1, 20, l - 20)),
+            Some(st),
+        )
+        .unwrap();
+    let (whole, _) = layer.cell.forward_fused(x, Some(&mask), None).unwrap();
+    assert!(rel_diff(&host(Tensor::cat(vec![o1, o2], 2)), &host(whole)) <= 1e-6);
+}
+
+/// Training through the fused form is refused with a message saying what to do.
+#[test]
+fn fused_form_refuses_to_train() {
+    let device = Device::flex().autodiff();
+    let layer = AarenConfig::new(4, 1)
+        .with_mode(AarenMode::Fused)
+        .init(&device)
+        .unwrap();
+    let x = Tensor::<3>::ones([1, 3, 4], &device);
+    let err = layer.forward(x, None).unwrap_err();
+    assert!(err.to_string().contains("train with `parallel`"), "{err}");
 }

@@ -217,7 +217,8 @@ pub(super) fn aaren_block(
         s = g.node_as("scores_masked", "Where", &[&ignore, &ninf, &s], vec![]);
     }
     let y = match mode {
-        AarenMode::Iterative => scan_over_tokens(g, x, &s, &v, heads, params.dh),
+        // `fused` is the same sequential recurrence as `iterative`.
+        AarenMode::Iterative | AarenMode::Fused => scan_over_tokens(g, x, &s, &v, heads, params.dh),
         AarenMode::Parallel => prefix_doubling(g, x, &s, &v, levels),
     };
     Ok(params.project_out(g, &y, 2))
@@ -255,7 +256,7 @@ pub(super) fn aaren(ctx: &mut Context<'_>, cfg: &AarenContract) -> Result<GraphB
         return Ok(g);
     }
     let mut g = GraphBuilder::new(match cfg.mode {
-        AarenMode::Iterative => "aaren_iterative",
+        AarenMode::Iterative | AarenMode::Fused => "aaren_iterative",
         AarenMode::Parallel => "aaren_parallel",
     });
     let seq = [Dim::named("B"), Dim::named("L"), Dim::fixed(e)];

@@ -217,6 +217,22 @@ impl AarenCell {
         Ok((out, AarenState::from_elements(prefixes)))
     }
 
+    /// Every prefix output by the fused CPU kernel (inference only; see
+    /// [`AarenMode::Fused`](super::AarenMode::Fused)).
+    ///
+    /// - `x`: `[B, L, E]`; `mask`: `[B, L]`, `true` = padding
+    /// - `state`: where to start (the empty prefix if `None`)
+    /// - returns o `[B, H, L, d]` and the state after the last token
+    pub fn forward_fused(
+        &self,
+        x: Tensor<3>,
+        mask: Option<&Tensor<2, Bool>>,
+        state: Option<AarenState>,
+    ) -> Result<(Tensor<4>, AarenState)> {
+        let (s, v, state) = self.start(x, mask, state)?;
+        super::fused::scan_fused(s, v, mask, state)
+    }
+
     /// The many-to-one output o_N in one shot (no recurrence, no scan):
     /// o_N = Σ e^(s_i − M) v_i / Σ e^(s_i − M), M = max s_i.
     ///

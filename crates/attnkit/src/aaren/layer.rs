@@ -12,7 +12,7 @@ use crate::error::{AttnError, Result};
 use crate::layers::{TorchLinear, TorchLinearConfig};
 use crate::store::{TensorStore, TorchWeights};
 
-/// How [`Aaren::forward`] computes the prefix outputs. Both give the same numbers up to
+/// How [`Aaren::forward`] computes the prefix outputs. All give the same numbers up to
 /// rounding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -22,6 +22,11 @@ pub enum AarenMode {
     /// The parallel prefix scan: ⌈log₂ L⌉ whole-sequence steps. The default (training).
     #[default]
     Parallel,
+    /// Inference on the CPU: projections as matrix products, then one sequential pass
+    /// per (sequence, head) over contiguous memory, the pairs spread over threads
+    /// ([`attnkit_kernels::aaren::scan_head`]). The fastest form on a CPU; it carries
+    /// no gradients, so a model being trained refuses it.
+    Fused,
 }
 
 impl std::str::FromStr for AarenMode {
@@ -30,8 +35,9 @@ impl std::str::FromStr for AarenMode {
         match s {
             "iterative" => Ok(Self::Iterative),
             "parallel" => Ok(Self::Parallel),
+            "fused" => Ok(Self::Fused),
             other => Err(AttnError::Config(format!(
-                "mode must be `iterative` or `parallel`, got `{other}`"
+                "mode must be `iterative`, `parallel` or `fused`, got `{other}`"
             ))),
         }
     }
@@ -120,6 +126,7 @@ impl Aaren {
         let (heads, state) = match self.mode {
             AarenMode::Iterative => self.cell.forward_iterative(x, mask, state)?,
             AarenMode::Parallel => self.cell.forward_parallel(x, mask, state)?,
+            AarenMode::Fused => self.cell.forward_fused(x, mask, state)?,
         };
         Ok((self.out_proj.forward(combine_heads(heads))?, state))
     }

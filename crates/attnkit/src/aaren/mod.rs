@@ -37,6 +37,7 @@
 pub mod block;
 pub mod cell;
 pub mod embedded;
+mod fused;
 pub mod layer;
 pub mod scan;
 pub mod state;

@@ -14,7 +14,7 @@
 //! | `mha` | `embed_dim`, `num_heads` | `in_proj_weight`, `in_proj_bias`, `out_proj.weight`, `out_proj.bias` | `query` `[B,Lq,E]`, `key`, `value` `[B,Lk,E]`, `key_padding_mask` `[B,Lk]` (optional) | `output` `[B,Lq,E]`, `weights` `[B,Lq,Lk]` (mean over heads) |
 //! | `external` | `d_model`, `memory` | `mk.weight` `[S,d]`, `mv.weight` `[d,S]` | `x` `[B,N,d]` | `output` `[B,N,d]` |
 //! | `lstm`, `gru`, `rnn` | `input_size`, `hidden_size`, `bidirectional`, `num_layers` (optional, 1) | as `nn.LSTM`/`nn.GRU`/`nn.RNN`: `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, and `…_reverse` | `x` `[B,L,In]` | `output` `[B,L,dirs·H]`, `h_n` `[dirs·layers,B,H]` (and `c_n` for LSTM) |
-//! | `aaren` | `embed_dim`, `num_heads`, `mode` (`iterative` or `parallel`; default `parallel`) | `query` `[E]`, `in_proj_weight` `[3E,E]`, `in_proj_bias` `[3E]`, `out_proj.weight` `[E,E]`, `out_proj.bias` `[E]` | `x` `[B,L,E]`, `key_padding_mask` `[B,L]` (optional) | `output` `[B,L,E]` |
+//! | `aaren` | `embed_dim`, `num_heads`, `mode` (`iterative`, `parallel` or `fused` (CPU inference); default `parallel`) | `query` `[E]`, `in_proj_weight` `[3E,E]`, `in_proj_bias` `[3E]`, `out_proj.weight` `[E,E]`, `out_proj.bias` `[E]` | `x` `[B,L,E]`, `key_padding_mask` `[B,L]` (optional) | `output` `[B,L,E]` |
 //!
 //! Masks are 0/1 floats where 1 means "ignore this key".
 
