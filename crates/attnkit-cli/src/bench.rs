@@ -26,6 +26,13 @@ enum Workload {
     /// The Aaren layer by the fused CPU kernel (inference: matmuls, then one pass per
     /// sequence and head, spread over threads).
     AarenFused,
+    /// The scan alone (no projections) on random scores [B,H,L] and values [B,H,L,E/H]:
+    /// Burn's parallel prefix scan.
+    AarenScanParallel,
+    /// The scan alone: Burn's recurrent cell, one tensor step per token.
+    AarenScanIterative,
+    /// The scan alone: the fused CPU kernel.
+    AarenScanFused,
     /// One token through the kernel stream after --len tokens; ms per token.
     AarenStream,
     /// One decoding step of KV-cache attention with --len cached tokens; ms per token.
@@ -154,6 +161,49 @@ pub fn run(args: BenchArgs) -> Result<()> {
             let x = Tensor::<3>::random([b, l, e], burn::tensor::Distribution::Default, &device);
             time_runs(args.runs, || {
                 sync(layer.forward(x.clone(), None)?);
+                Ok(())
+            })?
+        }
+        Workload::AarenScanParallel | Workload::AarenScanIterative | Workload::AarenScanFused => {
+            let d = e / h.max(1);
+            let normal = burn::tensor::Distribution::Normal(0.0, 1.0);
+            // Materialised before timing, so no form pays for generating its inputs.
+            let s = Tensor::<3>::from_data(
+                Tensor::<3>::random([b, h, l], normal, &device).into_data(),
+                &device,
+            );
+            let v = Tensor::<4>::from_data(
+                Tensor::<4>::random([b, h, l, d], normal, &device).into_data(),
+                &device,
+            );
+            let workload = args.workload;
+            time_runs(args.runs, || {
+                match workload {
+                    Workload::AarenScanParallel => sync(attnkit::aaren::prefix_attention(
+                        s.clone(),
+                        v.clone(),
+                        None,
+                    )?),
+                    Workload::AarenScanFused => sync(attnkit::aaren::prefix_attention_fused(
+                        s.clone(),
+                        v.clone(),
+                        None,
+                    )?),
+                    _ => {
+                        // As the cell's forward does: a step per token, outputs gathered.
+                        let mut state = attnkit::aaren::AarenState::empty(b, h, d, &device);
+                        let mut outputs = Vec::with_capacity(l);
+                        for t in 0..l {
+                            state = state.step(
+                                s.clone().narrow(2, t, 1).reshape([b, h]),
+                                v.clone().narrow(2, t, 1).reshape([b, h, d]),
+                                None,
+                            )?;
+                            outputs.push(state.output().unsqueeze_dim::<4>(2));
+                        }
+                        sync(Tensor::cat(outputs, 2));
+                    }
+                }
                 Ok(())
             })?
         }

@@ -176,7 +176,9 @@ fn aaren_config_errors_name_the_problem() {
         "aaren-mode",
     );
     assert!(
-        line.contains("unknown variant `recurrent`, expected one of `iterative`, `parallel`, `fused`"),
+        line.contains(
+            "unknown variant `recurrent`, expected one of `iterative`, `parallel`, `fused`"
+        ),
         "{line}"
     );
     let line = expect_failure(

@@ -9,7 +9,6 @@
 //! pairs spread over threads. Memory traffic is one read of each input and one write of
 //! each output.
 
-use attnkit_kernels::aaren::scan_head;
 use attnkit_kernels::real::Real;
 use burn::prelude::*;
 use burn::tensor::{DType, Element};
@@ -23,7 +22,9 @@ fn host<T: Element, const D: usize>(t: Tensor<D>) -> Result<Vec<T>> {
         .map_err(|e| AttnError::Config(format!("reading a tensor back: {e:?}")))
 }
 
-/// Runs the recurrence for every (b, h) pair on the host in precision `T`.
+/// Runs the recurrence for every (b, h) pair on the host in precision `T`, writing
+/// each output over the value it came from (token t's output is computed after its
+/// value is read), so the only buffer is the values' own.
 ///
 /// - `s`: `[B, H, L]` scores (−inf where masked); `v`: `[B, H, L, d]`
 /// - returns outputs `[B, H, L, d]` and the state after the last token
@@ -35,8 +36,11 @@ fn run<T: Real + Element + Send + Sync>(
     let device = s.device();
     let [b, h, l] = s.dims();
     let d = v.dims()[3];
-    let scores = host::<T, 3>(s)?;
-    let values = host::<T, 4>(v)?;
+    let read = |e: burn::tensor::DataError| AttnError::Config(format!("fused Aaren scan: {e:?}"));
+    let scores_data = s.into_data();
+    let scores = scores_data.as_slice::<T>().map_err(read)?;
+    let mut data = v.into_data();
+    let values = data.as_mut_slice::<T>().map_err(read)?;
     let (m, c, a) = (
         host::<T, 2>(state.m)?,
         host::<T, 2>(state.c)?,
@@ -48,20 +52,12 @@ fn run<T: Real + Element + Send + Sync>(
         states.push(c[i]);
         states.extend_from_slice(&a[i * d..(i + 1) * d]);
     }
-    let mut out = vec![T::ZERO; b * h * l * d];
     if l > 0 && d > 0 {
-        out.par_chunks_mut(l * d)
+        values
+            .par_chunks_mut(l * d)
             .zip(states.par_chunks_mut(d + 2))
-            .enumerate()
-            .try_for_each(|(i, (o, st))| {
-                scan_head(
-                    &scores[i * l..(i + 1) * l],
-                    &values[i * l * d..(i + 1) * l * d],
-                    st,
-                    o,
-                )
-            })
-            .map_err(|e| AttnError::Config(format!("fused Aaren scan: {e:?}")))?;
+            .zip(scores.par_chunks(l))
+            .for_each(|((v, st), s)| scan_head_in_place(s, v, st));
     }
     let (mut m, mut c, mut a) = (Vec::new(), Vec::new(), Vec::new());
     for st in states.chunks_exact(d + 2) {
@@ -74,10 +70,16 @@ fn run<T: Real + Element + Send + Sync>(
         c: Tensor::from_data(TensorData::new(c, [b, h]), &device),
         a: Tensor::from_data(TensorData::new(a, [b, h, d]), &device),
     };
-    Ok((
-        Tensor::from_data(TensorData::new(out, [b, h, l, d]), &device),
-        state,
-    ))
+    Ok((Tensor::from_data(data, &device), state))
+}
+
+/// [`scan_head`] with the outputs written over the values, token by token.
+fn scan_head_in_place<T: Real>(scores: &[T], values: &mut [T], state: &mut [T]) {
+    let d = state.len() - 2;
+    for (&s, v) in scores.iter().zip(values.chunks_exact_mut(d)) {
+        attnkit_kernels::aaren::update(state, s, v);
+        attnkit_kernels::aaren::output(state, v);
+    }
 }
 
 /// Every prefix output of scores `s` `[B, H, L]` and values `v` `[B, H, L, d]`, masked
@@ -108,4 +110,31 @@ pub(crate) fn scan_fused(
     } else {
         run::<f32>(s, v, state)
     }
+}
+
+/// [`prefix_attention`](super::prefix_attention) by the fused CPU kernel: the same
+/// outputs, computed by one sequential pass per (sequence, head) over threads.
+/// Inference only (it refuses tensors that carry gradients).
+///
+/// - `scores`: `[B, H, L]`; `values`: `[B, H, L, D]`; `mask`: `[B, L]`, `true` = ignore
+/// - returns: `[B, H, L, D]`
+pub fn prefix_attention_fused(
+    scores: Tensor<3>,
+    values: Tensor<4>,
+    mask: Option<&Tensor<2, Bool>>,
+) -> Result<Tensor<4>> {
+    let [b, h, l] = scores.dims();
+    let dims = values.dims();
+    if dims[..3] != [b, h, l] {
+        return Err(AttnError::Shape {
+            what: "values".into(),
+            expected: format!("[{b}, {h}, {l}, D]"),
+            got: dims.to_vec(),
+        });
+    }
+    if let Some(m) = mask {
+        crate::error::check_shape("mask", &m.dims(), &[Some(b), Some(l)], &["B", "L"])?;
+    }
+    let state = AarenState::empty(b, h, dims[3], &scores.device());
+    Ok(scan_fused(scores, values, mask, state)?.0)
 }

@@ -45,6 +45,7 @@ pub mod state;
 pub use block::{AarenEncoder, AarenEncoderBlock, AarenEncoderConfig};
 pub use cell::{AarenCell, AarenCellConfig};
 pub use embedded::{FoldedAaren, TokenStream};
+pub use fused::prefix_attention_fused;
 pub use layer::{Aaren, AarenConfig, AarenLayerStream, AarenMode};
 pub use scan::{ScanElements, inclusive_scan, last_output, prefix_attention};
 pub use state::AarenState;
