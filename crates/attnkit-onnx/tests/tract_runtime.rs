@@ -68,6 +68,37 @@ fn run_tract(model: &ModelProto, inputs: &TensorStore) -> TensorStore {
     store
 }
 
+/// Runs a model whose inputs are int64 tensors (token ids, lengths) in tract and
+/// returns its first output.
+fn run_tract_i64(model: &ModelProto, inputs: &[(Vec<usize>, &[i64])]) -> StoredTensor {
+    let bytes = model.encode_to_vec();
+    let mut m = tract_onnx::onnx()
+        .model_for_read(&mut bytes.as_slice())
+        .unwrap();
+    let mut feeds = TVec::new();
+    for (i, (shape, data)) in inputs.iter().enumerate() {
+        m = m
+            .with_input_fact(i, i64::fact(shape.clone()).into())
+            .unwrap();
+        feeds.push(
+            tract_onnx::prelude::Tensor::from_shape(shape, data)
+                .unwrap()
+                .into_tvalue(),
+        );
+    }
+    let runnable = m.into_optimized().unwrap().into_runnable().unwrap();
+    let out = runnable
+        .run(feeds)
+        .unwrap_or_else(|e| panic!("tract: {e:?}"));
+    let got: Vec<f32> = out[0]
+        .to_plain_array_view::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect();
+    StoredTensor::new(out[0].shape().to_vec(), got).unwrap()
+}
+
 /// Row `b` of a batch-first tensor, keeping the batch axis (size 1).
 fn batch_row(t: &StoredTensor, b: usize) -> StoredTensor {
     let row: usize = t.shape[1..].iter().product();
@@ -741,22 +772,7 @@ fn counting_checkpoint_exports_whole() {
             .unwrap();
         let want = StoredTensor::from_tensor(want);
 
-        let bytes = exported.model.encode_to_vec();
-        let m = tract_onnx::onnx()
-            .model_for_read(&mut bytes.as_slice())
-            .unwrap()
-            .with_input_fact(0, i64::fact([b, t]).into())
-            .unwrap();
-        let runnable = m.into_optimized().unwrap().into_runnable().unwrap();
-        let input = tract_onnx::prelude::Tensor::from_shape(&[b, t], &tokens).unwrap();
-        let out = runnable.run(tvec![input.into_tvalue()]).unwrap();
-        let got: Vec<f32> = out[0]
-            .to_plain_array_view::<f32>()
-            .unwrap()
-            .iter()
-            .copied()
-            .collect();
-        let got = StoredTensor::new(out[0].shape().to_vec(), got).unwrap();
+        let got = run_tract_i64(&exported.model, &[(vec![b, t], &tokens)]);
         let r = worst_ratio(&got, &want, 1e-4, 1e-3);
         assert!(r <= 1.0, "{mixer:?}: logits off by {r:.2}× the tolerance");
         let classes = want.shape[1];
@@ -845,33 +861,8 @@ fn sentiment_checkpoints_export_whole() {
             .unwrap();
         let want = StoredTensor::from_tensor(want);
 
-        let bytes = exported.model.encode_to_vec();
-        let m = tract_onnx::onnx()
-            .model_for_read(&mut bytes.as_slice())
-            .unwrap()
-            .with_input_fact(0, i64::fact([b, l]).into())
-            .unwrap()
-            .with_input_fact(1, i64::fact([b]).into())
-            .unwrap();
-        let runnable = m.into_optimized().unwrap().into_runnable().unwrap();
         let lens: Vec<i64> = lengths.iter().map(|&v| v as i64).collect();
-        let out = runnable
-            .run(tvec![
-                tract_onnx::prelude::Tensor::from_shape(&[b, l], &ids)
-                    .unwrap()
-                    .into_tvalue(),
-                tract_onnx::prelude::Tensor::from_shape(&[b], &lens)
-                    .unwrap()
-                    .into_tvalue(),
-            ])
-            .unwrap_or_else(|e| panic!("{model:?}: {e:?}"));
-        let got: Vec<f32> = out[0]
-            .to_plain_array_view::<f32>()
-            .unwrap()
-            .iter()
-            .copied()
-            .collect();
-        let got = StoredTensor::new(out[0].shape().to_vec(), got).unwrap();
+        let got = run_tract_i64(&exported.model, &[(vec![b, l], &ids), (vec![b], &lens)]);
         let r = worst_ratio(&got, &want, 1e-5, 1e-4);
         assert!(r <= 1.0, "{model:?}: logits off by {r:.2}× the tolerance");
     }

@@ -46,6 +46,55 @@ pub fn export_checkpoint(path: &Path) -> Result<Exported> {
     }
 }
 
+/// An export context over a checkpoint's weights.
+fn checkpoint_context<'a>(task: &str, weights: &'a TensorStore) -> Context<'a> {
+    Context {
+        module: task.into(),
+        weights: Some(weights),
+        used: Default::default(),
+        warnings: Vec::new(),
+        options: ExportOptions::default(),
+    }
+}
+
+/// The learned pooling query `[1, E]` (weight `query`) repeated over the batch of
+/// `batch_of`: `[B, 1, E]`.
+fn learned_query(
+    ctx: &mut Context<'_>,
+    g: &mut GraphBuilder,
+    e: usize,
+    batch_of: &str,
+) -> Result<String> {
+    let query = ctx.weight("query", &[Some(1), Some(e)], &["1", "E"])?;
+    let query = g.f32_tensor("query", &[1, 1, e], &query.data);
+    let batch = g.dim_of(batch_of, 0);
+    let rest = g.i64_tensor("one_and_width", &[1, e as i64]);
+    let shape_b1e = g.concat(&[&batch, &rest], 0);
+    Ok(g.node("Expand", &[&query, &shape_b1e], vec![]))
+}
+
+/// The finished model: unused weights reported, the checkpoint's task, config and step
+/// in the metadata.
+fn finish(
+    mut ctx: Context<'_>,
+    g: GraphBuilder,
+    ckpt: &Checkpoint,
+    task: &str,
+    doc: String,
+) -> Exported {
+    ctx.report_unused();
+    let model = ModelBuilder::new(g.build())
+        .doc(doc)
+        .metadata("attnkit.task", task)
+        .metadata("attnkit.config", ckpt.header.config.to_string())
+        .metadata("attnkit.step", ckpt.header.step.to_string())
+        .build();
+    Exported {
+        model,
+        warnings: ctx.warnings,
+    }
+}
+
 fn param<const D: usize>(store: &mut TensorStore, name: &str, t: Tensor<D>) {
     let t = StoredTensor::from_tensor(t);
     store
@@ -84,13 +133,7 @@ fn export_count(ckpt: &Checkpoint, path: &Path) -> Result<Exported> {
     let device = Device::flex();
     let net = ckpt.load_model(CountingNet::new(&config, &device)?, path)?;
     let weights = count_weights(&net);
-    let mut ctx = Context {
-        module: "count".into(),
-        weights: Some(&weights),
-        used: Default::default(),
-        warnings: Vec::new(),
-        options: ExportOptions::default(),
-    };
+    let mut ctx = checkpoint_context("count", &weights);
     let (e, t) = (config.embed_dim, config.seq_len + 2);
     let mut g = GraphBuilder::new("count");
     let tokens = g.typed_input(
@@ -125,12 +168,7 @@ fn export_count(ckpt: &Checkpoint, path: &Path) -> Result<Exported> {
     };
     let x = encoder_block(&mut ctx, &mut g, "encoder.", mixer, &shape, &x)?;
     // The decoder: the learned query attends over the encoded sequence.
-    let query = ctx.weight("query", &[Some(1), Some(e)], &["1", "E"])?;
-    let query = g.f32_tensor("query", &[1, 1, e], &query.data);
-    let batch = g.dim_of(&tokens, 0);
-    let rest = g.i64_tensor("one_and_width", &[1, e as i64]);
-    let shape_b1e = g.concat(&[&batch, &rest], 0);
-    let q = g.node("Expand", &[&query, &shape_b1e], vec![]);
+    let q = learned_query(&mut ctx, &mut g, e, &tokens)?;
     let cfg = MhaContract {
         embed_dim: e,
         num_heads: config.num_heads,
@@ -151,22 +189,13 @@ fn export_count(ckpt: &Checkpoint, path: &Path) -> Result<Exported> {
         Some(("classifier.bias", b)),
     );
     g.output(&logits, "logits", &[Dim::named("B"), Dim::fixed(classes)]);
-    ctx.report_unused();
-    let model = ModelBuilder::new(g.build())
-        .doc(format!(
-            "attnkit counting network ({:?} mixer), step {} of {}",
-            config.mixer,
-            ckpt.header.step,
-            path.display()
-        ))
-        .metadata("attnkit.task", "count")
-        .metadata("attnkit.config", ckpt.header.config.to_string())
-        .metadata("attnkit.step", ckpt.header.step.to_string())
-        .build();
-    Ok(Exported {
-        model,
-        warnings: ctx.warnings,
-    })
+    let doc = format!(
+        "attnkit counting network ({:?} mixer), step {} of {}",
+        config.mixer,
+        ckpt.header.step,
+        path.display()
+    );
+    Ok(finish(ctx, g, ckpt, "count", doc))
 }
 
 /// The sentiment network's parameters under PyTorch-style names.
@@ -193,13 +222,7 @@ fn export_sentiment(ckpt: &Checkpoint, path: &Path) -> Result<Exported> {
     let device = Device::flex();
     let (config, net) = SentimentNet::from_checkpoint(ckpt, path, &device)?;
     let weights = sentiment_weights(&net);
-    let mut ctx = Context {
-        module: "imdb".into(),
-        weights: Some(&weights),
-        used: Default::default(),
-        warnings: Vec::new(),
-        options: ExportOptions::default(),
-    };
+    let mut ctx = checkpoint_context("imdb", &weights);
     let table = ctx.weight("embedding.weight", &[None, None], &["vocab", "E"])?;
     let e = table.shape[1];
     let mut g = GraphBuilder::new("imdb");
@@ -256,12 +279,7 @@ fn export_sentiment(ckpt: &Checkpoint, path: &Path) -> Result<Exported> {
             &valid3,
         )?
     } else if config.model == SentimentModel::Attention {
-        let query = ctx.weight("query", &[Some(1), Some(e)], &["1", "E"])?;
-        let query = g.f32_tensor("query", &[1, 1, e], &query.data);
-        let batch = g.dim_of(&ids, 0);
-        let rest = g.i64_tensor("one_and_width", &[1, e as i64]);
-        let shape_b1e = g.concat(&[&batch, &rest], 0);
-        let q = g.node("Expand", &[&query, &shape_b1e], vec![]);
+        let q = learned_query(&mut ctx, &mut g, e, &ids)?;
         let cfg = MhaContract {
             embed_dim: e,
             num_heads: heads,
@@ -322,21 +340,12 @@ fn export_sentiment(ckpt: &Checkpoint, path: &Path) -> Result<Exported> {
         Some(("classifier.bias", b)),
     );
     g.output(&logits, "logits", &[batch, Dim::fixed(2)]);
-    ctx.report_unused();
-    let model = ModelBuilder::new(g.build())
-        .doc(format!(
-            "attnkit IMDB sentiment network ({:?}, {:?} embedding), step {} of {}",
-            config.model,
-            config.embedding,
-            ckpt.header.step,
-            path.display()
-        ))
-        .metadata("attnkit.task", "imdb")
-        .metadata("attnkit.config", ckpt.header.config.to_string())
-        .metadata("attnkit.step", ckpt.header.step.to_string())
-        .build();
-    Ok(Exported {
-        model,
-        warnings: ctx.warnings,
-    })
+    let doc = format!(
+        "attnkit IMDB sentiment network ({:?}, {:?} embedding), step {} of {}",
+        config.model,
+        config.embedding,
+        ckpt.header.step,
+        path.display()
+    );
+    Ok(finish(ctx, g, ckpt, "imdb", doc))
 }
