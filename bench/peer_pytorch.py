@@ -4,10 +4,13 @@ same JSON object. CPU, `torch.set_num_threads(--threads)`.
 
   python bench/peer_pytorch.py mha-forward --batch 4 --heads 8 --len 512 --embed 512 --threads 2
 
-Workloads: mha-forward, mha-train-step (forward, MSE backward, Adam step), aaren-parallel
-(the same Hillis-Steele scan written with torch ops), aaren-iterative (the cell, one token
-at a time), kv-cache-decode (one decoding step with --len cached tokens), count-train
-(one SGD step of the counting task).
+Workloads: mha-forward, mha-forward-fused (need_weights=False: PyTorch's fused path),
+mha-train-step (forward, MSE backward, Adam step), sdpa-fused
+(F.scaled_dot_product_attention), gemm, copy, aaren-parallel (the Hillis-Steele scan
+written with torch ops), aaren-iterative (the cell, one token at a time), aaren-fused
+(PyTorch has no fused form: the layer with the scan), aaren-scan-parallel |
+aaren-scan-fused (the scan alone), aaren-scan-iterative, kv-cache-decode (one decoding
+step with --len cached tokens), count-train (one SGD step of the counting task).
 """
 import argparse
 import json
@@ -17,6 +20,7 @@ import time
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 def timed(runs, fn):
@@ -101,6 +105,12 @@ def main():
         x = torch.rand(B, L, E)
         with torch.no_grad():
             times = timed(a.runs, lambda: mha(x, x, x, need_weights=True))
+    elif a.workload == "mha-forward-fused":
+        # need_weights=False is PyTorch's fused inference path (scaled_dot_product_attention).
+        mha = nn.MultiheadAttention(E, H, batch_first=True).eval()
+        x = torch.rand(B, L, E)
+        with torch.inference_mode():
+            times = timed(a.runs, lambda: mha(x, x, x, need_weights=False))
     elif a.workload == "mha-train-step":
         mha = nn.MultiheadAttention(E, H, batch_first=True)
         opt = torch.optim.Adam(mha.parameters(), lr=1e-4)
@@ -112,11 +122,43 @@ def main():
             loss.backward()
             opt.step()
         times = timed(a.runs, step)
-    elif a.workload in ("aaren-parallel", "aaren-iterative"):
+    elif a.workload in ("aaren-parallel", "aaren-iterative", "aaren-fused"):
+        # PyTorch has no fused form: the peer of `aaren-fused` is its scan.
         layer = Aaren(E, H, a.workload == "aaren-iterative")
         x = torch.rand(B, L, E)
         with torch.no_grad():
             times = timed(a.runs, lambda: layer(x))
+    elif a.workload in ("aaren-scan-parallel", "aaren-scan-fused", "aaren-scan-iterative"):
+        # The scan alone on materialised scores and values, as attnkit's workloads.
+        s, v = torch.randn(B, H, L), torch.randn(B, H, L, E // H)
+        if a.workload == "aaren-scan-iterative":
+            def cell():
+                m = torch.full((B, H), -math.inf)
+                c, acc, outs = torch.zeros(B, H), torch.zeros(B, H, E // H), []
+                for t in range(L):
+                    mn = torch.maximum(m, s[..., t])
+                    al, be = torch.exp(m - mn), torch.exp(s[..., t] - mn)
+                    c = c * al + be
+                    acc = acc * al[..., None] + v[:, :, t] * be[..., None]
+                    m = mn
+                    outs.append(acc / c[..., None])
+                return torch.stack(outs, 2)
+            fn = cell
+        else:
+            def fn():
+                return aaren_scan(s, v)
+        with torch.no_grad():
+            times = timed(a.runs, fn)
+    elif a.workload == "gemm":
+        x, w = torch.rand(B * L, E), torch.rand(E, E)
+        times = timed(a.runs, lambda: x @ w)
+    elif a.workload == "sdpa-fused":
+        q, k, v = (torch.rand(B, H, L, E // H) for _ in range(3))
+        with torch.inference_mode():
+            times = timed(a.runs, lambda: F.scaled_dot_product_attention(q, k, v))
+    elif a.workload == "copy":
+        src, dst = torch.rand(B * L * E), torch.rand(B * L * E)
+        times = timed(a.runs, lambda: dst.copy_(src))
     elif a.workload == "kv-cache-decode":
         mha = nn.MultiheadAttention(E, H, batch_first=True)
         cache_k = torch.rand(1, L - 1, E)
@@ -162,9 +204,24 @@ def main():
     else:
         raise SystemExit(f"unknown workload {a.workload}")
     times.sort()
+    median = times[len(times) // 2]
+    flop = {
+        "mha-forward": 8 * B * L * E * E + 4 * B * L * L * E,
+        "mha-forward-fused": 8 * B * L * E * E + 4 * B * L * L * E,
+        "sdpa-fused": 4 * B * L * L * E,
+        "aaren-parallel": 6 * B * L * E * E,
+        "aaren-iterative": 6 * B * L * E * E,
+        "aaren-fused": 6 * B * L * E * E,
+        "gemm": 2 * B * L * E * E,
+    }.get(a.workload)
+    if flop:
+        extra.update(gflop=flop / 1e9, gflops=flop / 1e6 / median)
+    moved = {"aaren-scan-fused": 4 * (B * H * L + 2 * B * L * E), "copy": 8 * B * L * E}
+    if a.workload in moved:
+        extra.update(gbytes=moved[a.workload] / 1e9, gbps=moved[a.workload] / 1e6 / median)
     print(json.dumps({
         "workload": a.workload, "shape": shape, "threads": a.threads, "runs": a.runs,
-        "median_ms": times[len(times) // 2], "min_ms": times[0], "max_ms": times[-1],
+        "median_ms": median, "min_ms": times[0], "max_ms": times[-1],
         "framework": f"torch {torch.__version__}", **extra,
     }))
 

@@ -15,8 +15,10 @@ use serde_json::json;
 /// The workloads of SPEC §10.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Workload {
-    /// Multi-head self-attention forward, [B, L, E].
+    /// Multi-head self-attention forward, [B, L, E], returning the weights.
     MhaForward,
+    /// MHA forward for inference: the output only, by the fused attention kernel.
+    MhaForwardFused,
     /// MHA forward, MSE backward and an Adam step.
     MhaTrainStep,
     /// The Aaren layer over [B, L, E] by the parallel scan.
@@ -39,6 +41,45 @@ enum Workload {
     KvCacheDecode,
     /// One optimizer step of the counting task (the median's inverse is steps/s).
     CountTrain,
+    /// The machine's matrix product: [B·L, E] × [E, E] (what each projection costs).
+    Gemm,
+    /// The fused attention kernel alone: Q, K, V [B, H, L, E/H] → context, no weights.
+    SdpaFused,
+    /// Memory bandwidth: copies B·L·E floats into a buffer already touched.
+    Copy,
+}
+
+impl Workload {
+    /// Floating-point operations of one run (multiply and add counted apart; softmax and
+    /// elementwise work left out), where matrix products dominate the workload.
+    fn flop(self, b: usize, l: usize, e: usize) -> Option<f64> {
+        let (b, l, e) = (b as f64, l as f64, e as f64);
+        match self {
+            // Four E×E projections and the two products QKᵀ and weights·V.
+            Workload::MhaForward | Workload::MhaForwardFused => {
+                Some(8.0 * b * l * e * e + 4.0 * b * l * l * e)
+            }
+            Workload::SdpaFused => Some(4.0 * b * l * l * e),
+            // The key, value and output projections.
+            Workload::AarenParallel | Workload::AarenIterative | Workload::AarenFused => {
+                Some(6.0 * b * l * e * e)
+            }
+            Workload::Gemm => Some(2.0 * b * l * e * e),
+            _ => None,
+        }
+    }
+
+    /// Bytes that must cross memory in one run, where memory bounds the workload.
+    fn bytes(self, b: usize, h: usize, l: usize, e: usize) -> Option<f64> {
+        let (b, h, l, e) = (b as f64, h as f64, l as f64, e as f64);
+        match self {
+            // Scores and values read, outputs written, f32.
+            Workload::AarenScanFused => Some(4.0 * (b * h * l + 2.0 * b * l * e)),
+            // Read and written.
+            Workload::Copy => Some(8.0 * b * l * e),
+            _ => None,
+        }
+    }
 }
 
 /// Arguments of `attnkit bench`.
@@ -46,7 +87,9 @@ enum Workload {
 #[command(
     after_help = "Prints the median, min and max milliseconds of --runs timed runs after one \
 warm-up; with --json one object: {workload, shape, threads, runs, median_ms, min_ms, max_ms} \
-(plus peak_rss_bytes for aaren-stream and kv-cache-decode). Defaults: B 4, H 8, L 512, E 512. \
+(plus peak_rss_bytes for aaren-stream and kv-cache-decode; gflop and gflops, the work of \
+one run and its rate at the median, where matrix products dominate; gbytes and gbps where \
+memory bounds the work: aaren-scan-fused, copy). Defaults: B 4, H 8, L 512, E 512. \
 Peers in PyTorch: bench/peer_pytorch.py; both side by side: bench/compare.sh.
 
 Examples:
@@ -133,6 +176,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
             let x = Tensor::<3>::random([b, l, e], burn::tensor::Distribution::Default, &device);
             time_runs(args.runs, || {
                 sync(mha.forward_self(x.clone(), &AttentionMask::none())?.output);
+                Ok(())
+            })?
+        }
+        Workload::MhaForwardFused => {
+            let mha = MultiHeadAttentionConfig::new(e, h).init(&device)?;
+            let x = Tensor::<3>::random([b, l, e], burn::tensor::Distribution::Default, &device);
+            time_runs(args.runs, || {
+                sync(mha.forward_self_context(x.clone(), &AttentionMask::none())?);
                 Ok(())
             })?
         }
@@ -250,6 +301,50 @@ pub fn run(args: BenchArgs) -> Result<()> {
             peak = peak_rss_bytes();
             times
         }
+        Workload::Gemm => {
+            let x = Tensor::<2>::random([b * l, e], burn::tensor::Distribution::Default, &device);
+            let w = Tensor::<2>::random([e, e], burn::tensor::Distribution::Default, &device);
+            time_runs(args.runs, || {
+                sync(x.clone().matmul(w.clone()));
+                Ok(())
+            })?
+        }
+        Workload::SdpaFused => {
+            let d = e / h;
+            let qkv =
+                || Tensor::<4>::random([b, h, l, d], burn::tensor::Distribution::Default, &device);
+            let (q, k, v) = (qkv(), qkv(), qkv());
+            let options = burn::tensor::ops::AttentionModuleOptions {
+                scale: None,
+                softcap: None,
+                is_causal: false,
+            };
+            time_runs(args.runs, || {
+                sync(burn::tensor::module::attention(
+                    q.clone(),
+                    k.clone(),
+                    v.clone(),
+                    None,
+                    None,
+                    options,
+                ));
+                Ok(())
+            })?
+        }
+        Workload::Copy => {
+            let src: Vec<f32> = (0..b * l * e).map(|i| i as f32).collect();
+            let mut dst = src.clone();
+            let threads = rayon::current_num_threads().max(1);
+            let chunk = src.len().div_ceil(threads).max(1);
+            time_runs(args.runs, || {
+                use rayon::prelude::*;
+                dst.par_chunks_mut(chunk)
+                    .zip(src.par_chunks(chunk))
+                    .for_each(|(d, s)| d.copy_from_slice(s));
+                std::hint::black_box(&dst);
+                Ok(())
+            })?
+        }
         Workload::CountTrain => {
             let mut run = CountTraining::new(CountConfig::default(), &device)?;
             time_runs(args.runs, || {
@@ -274,6 +369,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
         _ => json!({"batch": b, "heads": h, "len": l, "embed": e}),
     };
+    let flop = args.workload.flop(b, l, e);
+    let bytes = args.workload.bytes(b, h, l, e);
     if args.json {
         let mut doc = json!({
             "workload": name, "shape": shape, "threads": threads, "runs": args.runs,
@@ -282,10 +379,23 @@ pub fn run(args: BenchArgs) -> Result<()> {
         if let Some(p) = peak {
             doc["peak_rss_bytes"] = json!(p);
         }
+        if let Some(f) = flop {
+            doc["gflop"] = json!(f / 1e9);
+            doc["gflops"] = json!(f / 1e6 / median);
+        }
+        if let Some(by) = bytes {
+            doc["gbytes"] = json!(by / 1e9);
+            doc["gbps"] = json!(by / 1e6 / median);
+        }
         println!("{doc}");
     } else {
+        let rate = match (flop, bytes) {
+            (Some(f), _) => format!(", {:.1} GFLOP/s", f / 1e6 / median),
+            (None, Some(by)) => format!(", {:.1} GB/s", by / 1e6 / median),
+            (None, None) => String::new(),
+        };
         println!(
-            "{name} {shape}: median {median:.3} ms (min {min:.3}, max {max:.3}) over {} runs, {threads} threads{}",
+            "{name} {shape}: median {median:.3} ms (min {min:.3}, max {max:.3}) over {} runs, {threads} threads{rate}{}",
             args.runs,
             peak.map_or(String::new(), |p| format!(
                 ", peak RSS {:.1} MB",

@@ -80,7 +80,7 @@ impl TransformerEncoderLayer {
     /// - `mask`: key padding `[B, L]` and/or causal
     /// - returns: `[B, L, E]`
     pub fn forward(&self, x: Tensor<3>, mask: &AttentionMask) -> Result<Tensor<3>> {
-        let attended = self.self_attn.forward_self(x.clone(), mask)?.output;
+        let attended = self.self_attn.forward_self_context(x.clone(), mask)?;
         let y = self.norm1.forward(x + self.dropout.forward(attended));
         let ff = self.ff.forward(y.clone())?;
         Ok(self.norm2.forward(y + self.dropout.forward(ff)))

@@ -12,7 +12,7 @@ use burn::prelude::*;
 
 use super::heads::{check_embedding, combine_heads, split_heads};
 use super::mask::AttentionMask;
-use super::scaled_dot_product::attend;
+use super::scaled_dot_product::{attend, attend_fused};
 use crate::error::{AttnError, Result, check_shape};
 use crate::layers::TorchLinear;
 use crate::store::{TensorStore, TorchWeights, load_param};
@@ -133,6 +133,9 @@ impl MultiHeadAttention {
     /// - `value`: `[B, Lk, E]`
     /// - `mask`: key padding `[B, Lk]` (`true` = ignore) and/or causal
     /// - returns `output` `[B, Lq, E]` and per-head `weights` `[B, H, Lq, Lk]`
+    ///
+    /// For inference without the weights, [`forward_context`](Self::forward_context) is
+    /// faster and never builds the `[B, H, Lq, Lk]` tensor.
     pub fn forward(
         &self,
         query: Tensor<3>,
@@ -140,6 +143,83 @@ impl MultiHeadAttention {
         value: Tensor<3>,
         mask: &AttentionMask,
     ) -> Result<MultiHeadOutput> {
+        let (q, k, v) = self.project(query, key, value)?;
+        let attn = attend(q, k, v, mask, self.scale(), Some(&self.dropout))?;
+        let output = self.out_proj.forward(combine_heads(attn.context))?;
+        Ok(MultiHeadOutput {
+            output,
+            weights: attn.weights,
+        })
+    }
+
+    /// The output alone, by a fused attention kernel when it can be used.
+    ///
+    /// - `query`: `[B, Lq, E]`
+    /// - `key`: `[B, Lk, E]`
+    /// - `value`: `[B, Lk, E]`
+    /// - `mask`: key padding `[B, Lk]` (`true` = ignore) and/or causal
+    /// - returns: `[B, Lq, E]`, [`forward`](Self::forward)'s `output` up to f32 rounding
+    ///
+    /// On a device without autodiff (inference) the attention runs in one fused CPU kernel
+    /// (tiled over keys with an online softmax; threads over batch × heads) and the
+    /// weights are never materialised. On an autodiff device (training: gradients and
+    /// dropout need the weights) it computes [`forward`](Self::forward) and drops them.
+    ///
+    /// ```
+    /// use attnkit::attention::{AttentionMask, MultiHeadAttentionConfig};
+    /// use burn::prelude::*;
+    ///
+    /// let device = Device::flex();
+    /// let mha = MultiHeadAttentionConfig::new(16, 4).init(&device)?;
+    /// let x = Tensor::<3>::random([2, 5, 16], burn::tensor::Distribution::Default, &device);
+    /// let fused = mha.forward_self_context(x.clone(), &AttentionMask::none().with_causal(true))?;
+    /// let full = mha.forward_self(x, &AttentionMask::none().with_causal(true))?.output;
+    /// assert!(fused.sub(full).abs().max().into_scalar::<f32>() < 1e-5);
+    /// # Ok::<(), attnkit::AttnError>(())
+    /// ```
+    pub fn forward_context(
+        &self,
+        query: Tensor<3>,
+        key: Tensor<3>,
+        value: Tensor<3>,
+        mask: &AttentionMask,
+    ) -> Result<Tensor<3>> {
+        if query.device().is_autodiff() {
+            return Ok(self.forward(query, key, value, mask)?.output);
+        }
+        let (q, k, v) = self.project(query, key, value)?;
+        let context = attend_fused(q, k, v, mask, self.scale())?;
+        self.out_proj.forward(combine_heads(context))
+    }
+
+    /// Self-attention: [`forward`](Self::forward) with `x` as query, key and value.
+    ///
+    /// - `x`: `[B, L, E]`
+    /// - returns `output` `[B, L, E]` and `weights` `[B, H, L, L]`
+    pub fn forward_self(&self, x: Tensor<3>, mask: &AttentionMask) -> Result<MultiHeadOutput> {
+        self.forward(x.clone(), x.clone(), x, mask)
+    }
+
+    /// Self-attention without the weights: [`forward_context`](Self::forward_context)
+    /// with `x` as query, key and value.
+    ///
+    /// - `x`: `[B, L, E]`
+    /// - returns: `[B, L, E]`
+    pub fn forward_self_context(&self, x: Tensor<3>, mask: &AttentionMask) -> Result<Tensor<3>> {
+        self.forward_context(x.clone(), x.clone(), x, mask)
+    }
+
+    fn scale(&self) -> f64 {
+        1.0 / ((self.embed_dim / self.num_heads) as f64).sqrt()
+    }
+
+    /// Checks the shapes and projects: `[B, L, E]` each → Q, K, V `[B, H, L, E/H]`.
+    fn project(
+        &self,
+        query: Tensor<3>,
+        key: Tensor<3>,
+        value: Tensor<3>,
+    ) -> Result<(Tensor<4>, Tensor<4>, Tensor<4>)> {
         let e = self.embed_dim;
         check_embedding("query", &query, e)?;
         check_embedding("key", &key, e)?;
@@ -164,24 +244,11 @@ impl MultiHeadAttention {
             let bb = bias.clone().map(|b| b.narrow(0, block * e, e));
             burn::tensor::module::linear(x, wb.transpose(), bb)
         };
-        let q = split_heads(project(query, 0), self.num_heads)?;
-        let k = split_heads(project(key, 1), self.num_heads)?;
-        let v = split_heads(project(value, 2), self.num_heads)?;
-        let scale = 1.0 / ((e / self.num_heads) as f64).sqrt();
-        let attn = attend(q, k, v, mask, scale, Some(&self.dropout))?;
-        let output = self.out_proj.forward(combine_heads(attn.context))?;
-        Ok(MultiHeadOutput {
-            output,
-            weights: attn.weights,
-        })
-    }
-
-    /// Self-attention: [`forward`](Self::forward) with `x` as query, key and value.
-    ///
-    /// - `x`: `[B, L, E]`
-    /// - returns `output` `[B, L, E]` and `weights` `[B, H, L, L]`
-    pub fn forward_self(&self, x: Tensor<3>, mask: &AttentionMask) -> Result<MultiHeadOutput> {
-        self.forward(x.clone(), x.clone(), x, mask)
+        Ok((
+            split_heads(project(query, 0), self.num_heads)?,
+            split_heads(project(key, 1), self.num_heads)?,
+            split_heads(project(value, 2), self.num_heads)?,
+        ))
     }
 }
 
@@ -305,6 +372,143 @@ mod tests {
             err < 1e-5 && err_w < 1e-6,
             "output err {err}, weights err {err_w}"
         );
+    }
+
+    /// One case for the fused inference path: random weights and biases, the f64 oracle
+    /// against `forward_context` (and against `forward`'s output).
+    fn fused_case(
+        (b, lq, lk, e, h): (usize, usize, usize, usize, usize),
+        pad: Option<Vec<bool>>,
+        causal: bool,
+        seed: u64,
+    ) -> (f64, f64) {
+        let device = Device::flex();
+        let mut rng = SplitMix64::new(seed);
+        let mut randn = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
+        let mut store = TensorStore::new("t");
+        let w_in = randn(3 * e * e)
+            .iter()
+            .map(|v| v / (e as f32).sqrt())
+            .collect();
+        store
+            .insert("in_proj_weight", vec![3 * e, e], w_in)
+            .unwrap();
+        store
+            .insert("in_proj_bias", vec![3 * e], randn(3 * e))
+            .unwrap();
+        let w_out = randn(e * e).iter().map(|v| v / (e as f32).sqrt()).collect();
+        store.insert("out_proj.weight", vec![e, e], w_out).unwrap();
+        store.insert("out_proj.bias", vec![e], randn(e)).unwrap();
+        let mha = MultiHeadAttentionConfig::new(e, h)
+            .init(&device)
+            .unwrap()
+            .load_weights(&store, "")
+            .unwrap();
+        let query = randn(b * lq * e);
+        let kv = randn(b * lk * e);
+        let to64 = |x: &[f32]| x.iter().map(|&v| v as f64).collect::<Vec<_>>();
+        let w = |n: &str| to64(&store.get(n).unwrap().data);
+        let (wi, bi, wo, bo) = (
+            w("in_proj_weight"),
+            w("in_proj_bias"),
+            w("out_proj.weight"),
+            w("out_proj.bias"),
+        );
+        let want = multi_head_attention(
+            &to64(&query),
+            &to64(&kv),
+            &to64(&kv),
+            MhaShape {
+                batch: b,
+                len_q: lq,
+                len_k: lk,
+                embed: e,
+                heads: h,
+            },
+            MhaWeights {
+                in_proj_weight: &wi,
+                in_proj_bias: &bi,
+                out_proj_weight: &wo,
+                out_proj_bias: &bo,
+            },
+            pad.as_deref(),
+            causal,
+        )
+        .unwrap();
+        let t3 = |d: &[f32], l: usize| {
+            Tensor::<3>::from_data(TensorData::new(d.to_vec(), [b, l, e]), &device)
+        };
+        let mut mask = AttentionMask::none().with_causal(causal);
+        if let Some(p) = &pad {
+            mask = mask.with_key_padding(Tensor::from_data(
+                TensorData::new(p.clone(), [b, lk]),
+                &device,
+            ));
+        }
+        let fused = mha
+            .forward_context(t3(&query, lq), t3(&kv, lk), t3(&kv, lk), &mask)
+            .unwrap();
+        let full = mha
+            .forward(t3(&query, lq), t3(&kv, lk), t3(&kv, lk), &mask)
+            .unwrap()
+            .output;
+        let fused = host(fused.reshape([b * lq, e]));
+        let full = host(full.reshape([b * lq, e]));
+        let max_diff = |a: &[f64], z: &[f64]| {
+            a.iter()
+                .zip(z)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max)
+        };
+        (max_diff(&fused, &want.output), max_diff(&fused, &full))
+    }
+
+    /// The fused path against the f64 oracle within 1e-5 absolute (outputs are O(1)), in
+    /// both of the kernel's regimes: one score matrix per head (Lq·Lk <= 256 K) and tiles
+    /// over keys with an online softmax (Lq·Lk > 256 K), with padding, causal masks (also
+    /// Lq != Lk, top-left aligned) and a sequence whose keys are all padding.
+    #[test]
+    fn fused_inference_matches_the_oracle() {
+        // Batch 1's keys are all padding: its queries get a zero context.
+        let pad: Vec<bool> = (0..14).map(|i| i == 2 || i >= 7).collect();
+        let cases = [
+            ((2, 5, 7, 8, 2), Some(pad), false),
+            (
+                (2, 6, 6, 8, 2),
+                Some((0..12).map(|i| i % 6 == 5).collect()),
+                true,
+            ),
+            ((2, 4, 7, 8, 2), None, true),
+            ((1, 7, 4, 8, 4), None, true),
+            // 520·520 = 270 400 scores: the tiled regime.
+            (
+                (1, 520, 520, 8, 2),
+                Some((0..520).map(|i| i >= 500).collect()),
+                true,
+            ),
+            ((1, 520, 520, 8, 2), None, false),
+        ];
+        for (i, (shape, pad, causal)) in cases.into_iter().enumerate() {
+            let (vs_oracle, vs_forward) = fused_case(shape, pad, causal, 40 + i as u64);
+            assert!(
+                vs_oracle < 1e-5 && vs_forward < 1e-5,
+                "case {i} {shape:?} causal {causal}: vs oracle {vs_oracle:e}, vs forward {vs_forward:e}"
+            );
+        }
+    }
+
+    #[test]
+    fn fused_inference_on_an_autodiff_device_keeps_gradients() {
+        let device = Device::flex().autodiff();
+        let mha = MultiHeadAttentionConfig::new(8, 2).init(&device).unwrap();
+        let x = Tensor::<3>::random([2, 3, 8], burn::tensor::Distribution::Default, &device)
+            .require_grad();
+        let out = mha
+            .forward_self_context(x.clone(), &AttentionMask::none())
+            .unwrap();
+        let grads = out.sum().backward();
+        let gx = x.grad(&grads).expect("the input has a gradient");
+        assert!(gx.abs().sum().into_scalar::<f32>() > 0.0);
     }
 
     #[test]

@@ -115,6 +115,43 @@ pub(crate) fn attend(
     Ok(AttentionOutput { context, weights })
 }
 
+/// The fused inference form of [`attend`]: the context only, by Burn's fused CPU attention
+/// kernel (tiled over keys with an online softmax once Lq·Lk passes 256 K scores; one
+/// score matrix per (batch, head) below that), threads over batch × heads. The weights
+/// `[B, H, Lq, Lk]` are never materialised. No dropout: callers use it for inference.
+///
+/// Masks: a causal mask with Lq = Lk goes to the kernel as a flag (nothing is
+/// materialised); a key padding mask is broadcast to `[B, 1, Lq, Lk]` booleans (one byte
+/// per score per sequence, shared by the heads); a causal mask with Lq ≠ Lk is
+/// top-left aligned here but bottom-right in the kernel, so it is passed as booleans too.
+/// A query whose keys are all masked gets a zero context, as in [`attend`].
+pub(crate) fn attend_fused(
+    query: Tensor<4>,
+    key: Tensor<4>,
+    value: Tensor<4>,
+    mask: &AttentionMask,
+    scale: f64,
+) -> Result<Tensor<4>> {
+    let [b, _, lq, _] = query.dims();
+    let lk = key.dims()[2];
+    let causal_flag = mask.causal && lq == lk;
+    // What the flag cannot say goes in as booleans, shared by the heads.
+    let bool_mask = AttentionMask {
+        key_padding: mask.key_padding.clone(),
+        causal: mask.causal && !causal_flag,
+    }
+    .to_scores_mask(b, lq, lk, &query.device())?
+    .map(|m| m.expand([b, 1, lq, lk]));
+    let options = burn::tensor::ops::AttentionModuleOptions {
+        scale: Some(scale),
+        softcap: None,
+        is_causal: causal_flag,
+    };
+    Ok(burn::tensor::module::attention(
+        query, key, value, bool_mask, None, options,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

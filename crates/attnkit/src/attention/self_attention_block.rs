@@ -61,7 +61,7 @@ impl SelfAttentionBlock {
     /// - `mask`: key padding `[B, L]` and/or causal
     /// - returns: `[B, L, E]`
     pub fn forward(&self, x: Tensor<3>, mask: &AttentionMask) -> Result<Tensor<3>> {
-        let attended = self.attn.forward_self(x.clone(), mask)?.output;
+        let attended = self.attn.forward_self_context(x.clone(), mask)?;
         Ok(self.norm.forward(x + self.dropout.forward(attended)))
     }
 }
