@@ -176,6 +176,10 @@ struct DecodeArgs {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also draw the charts into this folder: decode-time.png (µs per token) and
+    /// decode-memory.png (bytes of state or cache), both against tokens seen.
+    #[arg(long)]
+    charts: Option<PathBuf>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -221,6 +225,7 @@ fn decode(args: DecodeArgs) -> Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut rows = Vec::new();
+    let mut points = DecodePoints::default();
     let mut fed = 0usize;
     for &len in &args.len {
         // Stream up to `len` tokens, the last `steps` of them timed one by one.
@@ -258,6 +263,11 @@ fn decode(args: DecodeArgs) -> Result<()> {
                 k / a
             )
         });
+        let x = len as f64;
+        points.aaren_time.push((x, a));
+        points.kv_time.push((x, k));
+        points.aaren_bytes.push((x, state_bytes as f64));
+        points.kv_bytes.push((x, kv_bytes as f64));
         rows.push(json!({
             "tokens": len, "aaren_us_per_token": a, "kv_cache_us_per_token": k,
             "aaren_state_bytes": state_bytes, "kv_cache_bytes": kv_bytes,
@@ -270,15 +280,81 @@ fn decode(args: DecodeArgs) -> Result<()> {
         write_atomically(path, serde_json::to_string_pretty(&doc)?.as_bytes())?;
         println!("wrote {}", path.display());
     }
+    if let Some(dir) = &args.charts {
+        points.draw(dir, e, h)?;
+    }
     Ok(())
 }
+
+/// The decoding measurements as chart lines, x = tokens seen.
+#[derive(Default)]
+struct DecodePoints {
+    aaren_time: Vec<(f64, f64)>,
+    kv_time: Vec<(f64, f64)>,
+    aaren_bytes: Vec<(f64, f64)>,
+    kv_bytes: Vec<(f64, f64)>,
+}
+
+impl DecodePoints {
+    fn draw(&self, dir: &std::path::Path, e: usize, h: usize) -> Result<()> {
+        use crate::chart::{Scale, Series, line_chart};
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let time = dir.join("decode-time.png");
+        line_chart(
+            &time,
+            &format!("Decoding one token after N (E {e}, H {h}, 1 thread)"),
+            "tokens seen N",
+            "µs per token",
+            &[
+                Series {
+                    label: "Aaren stream",
+                    points: &self.aaren_time,
+                    color: AAREN_COLOR,
+                },
+                Series {
+                    label: "Transformer with a KV cache",
+                    points: &self.kv_time,
+                    color: MHA_COLOR,
+                },
+            ],
+            Scale::LogLog,
+        )?;
+        let memory = dir.join("decode-memory.png");
+        line_chart(
+            &memory,
+            &format!("Memory kept between tokens (E {e}, H {h}, f32)"),
+            "tokens seen N",
+            "bytes",
+            &[
+                Series {
+                    label: "Aaren state",
+                    points: &self.aaren_bytes,
+                    color: AAREN_COLOR,
+                },
+                Series {
+                    label: "KV cache",
+                    points: &self.kv_bytes,
+                    color: MHA_COLOR,
+                },
+            ],
+            Scale::LogLog,
+        )?;
+        println!("wrote {} and {}", time.display(), memory.display());
+        Ok(())
+    }
+}
+
+const AAREN_COLOR: plotters::style::RGBColor = plotters::style::RGBColor(31, 119, 180);
+const MHA_COLOR: plotters::style::RGBColor = plotters::style::RGBColor(214, 39, 40);
 
 #[derive(Args)]
 #[command(
     after_help = "One layer of width E with H heads on a batch of B random sequences of L tokens, \
 f32, on Burn's CPU backend (its own thread pool) except the stream, which runs the \
 no_std kernel token by token on one thread. Causal MHA is nn.MultiheadAttention with a causal \
-mask: it materialises the L×L weights of every head. Times are medians of --runs runs after one \
+mask: it materialises the L×L weights of every head; fused causal MHA is the same layer's \
+inference path (forward_context: a tiled kernel, no weights tensor). Aaren fused is the fused \
+CPU form (matmuls, then the recurrence per sequence and head). Times are medians of --runs runs after one \
 warm-up; the iterative Burn cell is skipped above --max-iterative tokens (it is one tensor step per token).
 
 Example:
@@ -306,6 +382,10 @@ struct SequenceArgs {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also draw sequence-time.png (ms per forward pass against L, log-log) into this
+    /// folder.
+    #[arg(long)]
+    charts: Option<PathBuf>,
 }
 
 fn time_median(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
@@ -332,15 +412,24 @@ fn sequence(args: SequenceArgs) -> Result<()> {
     let mha = MultiHeadAttentionConfig::new(e, h).init(&device)?;
     let parallel = AarenConfig::new(e, h).init(&device)?;
     let iterative = parallel.clone().with_mode(AarenMode::Iterative);
+    let fused = parallel.clone().with_mode(AarenMode::Fused);
     println!(
         "One forward pass over L tokens (B {b}, E {e}, H {h}, f32), median ms of {} runs",
         args.runs
     );
     println!(
-        "{:>8}  {:>12}  {:>14}  {:>15}  {:>13}  {:>16}",
-        "L", "causal MHA", "Aaren parallel", "Aaren iterative", "Aaren stream", "MHA weights MB"
+        "{:>8}  {:>10}  {:>10}  {:>9}  {:>9}  {:>9}  {:>9}  {:>10}",
+        "L",
+        "causal MHA",
+        "MHA fused",
+        "Aaren par",
+        "Aaren it",
+        "Aaren fus",
+        "stream",
+        "weights MB"
     );
     let mut rows = Vec::new();
+    let mut lines: [Vec<(f64, f64)>; 6] = Default::default();
     for &l in &args.len {
         let x = Tensor::<3>::random([b, l, e], burn::tensor::Distribution::Default, &device);
         let sync = |t: Tensor<3>| -> Result<()> {
@@ -352,7 +441,11 @@ fn sequence(args: SequenceArgs) -> Result<()> {
         let t_mha = time_median(args.runs, || {
             sync(mha.forward_self(x.clone(), &causal)?.output)
         })?;
+        let t_mha_fused = time_median(args.runs, || {
+            sync(mha.forward_self_context(x.clone(), &causal)?)
+        })?;
         let t_par = time_median(args.runs, || sync(parallel.forward(x.clone(), None)?))?;
+        let t_fused = time_median(args.runs, || sync(fused.forward(x.clone(), None)?))?;
         let t_it = if l <= args.max_iterative {
             Some(time_median(args.runs, || {
                 sync(iterative.forward(x.clone(), None)?)
@@ -378,14 +471,30 @@ fn sequence(args: SequenceArgs) -> Result<()> {
         let weights_mb = (b * h * l * l * 4) as f64 / 1e6;
         let ms = |t: f64| format!("{:.2}", t * 1e3);
         println!(
-            "{l:>8}  {:>12}  {:>14}  {:>15}  {:>13}  {weights_mb:>16.1}",
+            "{l:>8}  {:>10}  {:>10}  {:>9}  {:>9}  {:>9}  {:>9}  {weights_mb:>10.1}",
             ms(t_mha),
+            ms(t_mha_fused),
             ms(t_par),
             t_it.map(ms).unwrap_or_else(|| "-".into()),
+            ms(t_fused),
             ms(t_stream)
         );
+        let x = l as f64;
+        for (line, t) in lines.iter_mut().zip([
+            Some(t_mha),
+            Some(t_mha_fused),
+            Some(t_par),
+            t_it,
+            Some(t_fused),
+            Some(t_stream),
+        ]) {
+            if let Some(t) = t {
+                line.push((x, t * 1e3));
+            }
+        }
         rows.push(json!({
-            "len": l, "causal_mha_ms": t_mha * 1e3, "aaren_parallel_ms": t_par * 1e3,
+            "len": l, "causal_mha_ms": t_mha * 1e3, "causal_mha_fused_ms": t_mha_fused * 1e3,
+            "aaren_parallel_ms": t_par * 1e3, "aaren_fused_ms": t_fused * 1e3,
             "aaren_iterative_ms": t_it.map(|t| t * 1e3), "aaren_stream_ms": t_stream * 1e3,
             "mha_weights_bytes": b * h * l * l * 4,
         }));
@@ -393,6 +502,39 @@ fn sequence(args: SequenceArgs) -> Result<()> {
     if let Some(path) = &args.json {
         let doc = json!({"batch": b, "embed": e, "heads": h, "runs": args.runs, "results": rows});
         write_atomically(path, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(dir) = &args.charts {
+        use crate::chart::{Scale, Series, line_chart};
+        use plotters::style::RGBColor;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let names = [
+            ("causal MHA (weights)", MHA_COLOR),
+            ("causal MHA, fused", RGBColor(255, 127, 14)),
+            ("Aaren parallel scan", RGBColor(148, 103, 189)),
+            ("Aaren iterative cell", RGBColor(140, 86, 75)),
+            ("Aaren fused", AAREN_COLOR),
+            ("Aaren stream (1 thread)", RGBColor(44, 160, 44)),
+        ];
+        let series: Vec<Series<'_>> = names
+            .iter()
+            .zip(&lines)
+            .filter(|(_, points)| !points.is_empty())
+            .map(|((label, color), points)| Series {
+                label,
+                points,
+                color: *color,
+            })
+            .collect();
+        let path = dir.join("sequence-time.png");
+        line_chart(
+            &path,
+            &format!("One forward pass over L tokens (B {b}, E {e}, H {h})"),
+            "sequence length L",
+            "ms",
+            &series,
+            Scale::LogLog,
+        )?;
         println!("wrote {}", path.display());
     }
     Ok(())

@@ -134,6 +134,24 @@ fn time_runs(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>>
     Ok(times)
 }
 
+/// As [`time_runs`], with fresh inputs from `make` for every run, made outside the timing:
+/// each run owns its inputs, as a layer owns the tensors its projections just wrote.
+fn time_runs_owned<I>(
+    runs: usize,
+    mut make: impl FnMut() -> I,
+    mut f: impl FnMut(I) -> Result<()>,
+) -> Result<Vec<f64>> {
+    f(make())?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let inputs = make();
+        let t = Instant::now();
+        f(inputs)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(times)
+}
+
 /// Forces a lazily evaluated result to be computed.
 fn sync<const D: usize>(t: Tensor<D>) {
     let _ = t.into_data();
@@ -218,28 +236,25 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Workload::AarenScanParallel | Workload::AarenScanIterative | Workload::AarenScanFused => {
             let d = e / h.max(1);
             let normal = burn::tensor::Distribution::Normal(0.0, 1.0);
-            // Materialised before timing, so no form pays for generating its inputs.
-            let s = Tensor::<3>::from_data(
-                Tensor::<3>::random([b, h, l], normal, &device).into_data(),
-                &device,
-            );
-            let v = Tensor::<4>::from_data(
-                Tensor::<4>::random([b, h, l, d], normal, &device).into_data(),
-                &device,
-            );
+            // Generated once; every run gets its own copy, made before its timing starts,
+            // so no form pays for generating or copying its inputs.
+            let s_host = Tensor::<3>::random([b, h, l], normal, &device).into_data();
+            let v_host = Tensor::<4>::random([b, h, l, d], normal, &device).into_data();
+            let make = || {
+                (
+                    Tensor::<3>::from_data(s_host.clone(), &device),
+                    Tensor::<4>::from_data(v_host.clone(), &device),
+                )
+            };
             let workload = args.workload;
-            time_runs(args.runs, || {
+            time_runs_owned(args.runs, make, |(s, v)| {
                 match workload {
-                    Workload::AarenScanParallel => sync(attnkit::aaren::prefix_attention(
-                        s.clone(),
-                        v.clone(),
-                        None,
-                    )?),
-                    Workload::AarenScanFused => sync(attnkit::aaren::prefix_attention_fused(
-                        s.clone(),
-                        v.clone(),
-                        None,
-                    )?),
+                    Workload::AarenScanParallel => {
+                        sync(attnkit::aaren::prefix_attention(s, v, None)?)
+                    }
+                    Workload::AarenScanFused => {
+                        sync(attnkit::aaren::prefix_attention_fused(s, v, None)?)
+                    }
                     _ => {
                         // As the cell's forward does: a step per token, outputs gathered.
                         let mut state = attnkit::aaren::AarenState::empty(b, h, d, &device);

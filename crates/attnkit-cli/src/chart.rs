@@ -30,21 +30,39 @@ pub struct Series<'a> {
     pub color: RGBColor,
 }
 
-/// Writes a line chart with a title, axis labels and a legend to `path` (PNG, 900×540);
-/// `log_y` draws the y axis on a log scale. Written to a temporary file, then renamed.
+/// The axes of a line chart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    /// Both axes linear.
+    Linear,
+    /// The y axis on a log scale.
+    LogY,
+    /// Both axes on log scales (power laws become straight lines).
+    LogLog,
+}
+
+/// Writes a line chart with a title, axis labels and a legend to `path` (PNG, 900×540),
+/// on the axes `scale` names. Written to a temporary file, then renamed.
 pub fn line_chart(
     path: &Path,
     title: &str,
     x_label: &str,
     y_label: &str,
     series: &[Series<'_>],
-    log_y: bool,
+    scale: Scale,
 ) -> Result<()> {
+    let (log_x, log_y) = (scale == Scale::LogLog, scale != Scale::Linear);
+    // Growth curves leave the upper left empty on log-log axes; others the upper right.
+    let legend = if log_x {
+        SeriesLabelPosition::UpperLeft
+    } else {
+        SeriesLabelPosition::UpperRight
+    };
     ensure_font()?;
     let points = series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in points {
-        if !(x.is_finite() && y.is_finite()) || (log_y && y <= 0.0) {
+        if !(x.is_finite() && y.is_finite()) || (log_y && y <= 0.0) || (log_x && x <= 0.0) {
             continue;
         }
         x0 = x0.min(x);
@@ -76,7 +94,23 @@ pub fn line_chart(
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(80);
-        if log_y {
+        if log_x {
+            let mut chart = builder
+                .build_cartesian_2d(
+                    (x0 * 0.8..x1 * 1.25).log_scale(),
+                    (y0 * 0.8..y1 * 1.25).log_scale(),
+                )
+                .map_err(|e| anyhow!("{e:?}"))?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .x_label_formatter(&|v| format!("{v:.0e}"))
+                .y_label_formatter(&|v| format!("{v:.0e}"))
+                .draw()
+                .map_err(|e| anyhow!("{e:?}"))?;
+            draw_lines(&mut chart, series, legend)?;
+        } else if log_y {
             let mut chart = builder
                 .build_cartesian_2d(x0..x1, (y0 * 0.8..y1 * 1.25).log_scale())
                 .map_err(|e| anyhow!("{e:?}"))?;
@@ -87,7 +121,7 @@ pub fn line_chart(
                 .y_label_formatter(&|v| format!("{v:.0e}"))
                 .draw()
                 .map_err(|e| anyhow!("{e:?}"))?;
-            draw_lines(&mut chart, series)?;
+            draw_lines(&mut chart, series, legend)?;
         } else {
             let pad = (y1 - y0) * 0.05;
             let mut chart = builder
@@ -99,7 +133,7 @@ pub fn line_chart(
                 .y_desc(y_label)
                 .draw()
                 .map_err(|e| anyhow!("{e:?}"))?;
-            draw_lines(&mut chart, series)?;
+            draw_lines(&mut chart, series, legend)?;
         }
         root.present().map_err(|e| anyhow!("{e:?}"))?;
     }
@@ -110,6 +144,7 @@ pub fn line_chart(
 fn draw_lines<'a, DB: DrawingBackend + 'a, CT: CoordTranslate<From = (f64, f64)>>(
     chart: &mut ChartContext<'a, DB, CT>,
     series: &[Series<'_>],
+    legend: SeriesLabelPosition,
 ) -> Result<()> {
     for s in series {
         let style = ShapeStyle::from(&s.color).stroke_width(2);
@@ -123,7 +158,7 @@ fn draw_lines<'a, DB: DrawingBackend + 'a, CT: CoordTranslate<From = (f64, f64)>
         .configure_series_labels()
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
+        .position(legend)
         .draw()
         .map_err(|e| anyhow!("{e:?}"))?;
     Ok(())

@@ -274,7 +274,7 @@ fn count(args: CountArgs) -> Result<()> {
                     color: plotters::style::RGBColor(255, 127, 14),
                 },
             ],
-            false,
+            crate::chart::Scale::Linear,
         )?;
     }
     let last = history.last().copied();
@@ -419,7 +419,7 @@ fn pe_regression(args: PeArgs) -> Result<()> {
                 color: plotters::style::RGBColor(255, 127, 14),
             },
         ],
-        true,
+        crate::chart::Scale::LogY,
     )?;
     let last = history.last().copied();
     println!(

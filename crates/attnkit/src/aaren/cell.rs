@@ -123,18 +123,28 @@ impl AarenCell {
     /// - `x`: `[B, L, E]`
     /// - returns scores `[B, H, L]` (s_th = q_h·k_th/√d) and values `[B, H, L, d]`
     pub fn scores_values(&self, x: Tensor<3>) -> Result<(Tensor<3>, Tensor<4>)> {
+        let (s, v) = self.scores_values_token_major(x)?;
+        Ok((s, v.swap_dims(1, 2)))
+    }
+
+    /// [`scores_values`](Self::scores_values) with the values as the projection writes
+    /// them, `[B, L, H, d]` (no transpose).
+    fn scores_values_token_major(&self, x: Tensor<3>) -> Result<(Tensor<3>, Tensor<4>)> {
         let e = self.embed_dim;
         check_shape("x", &x.dims(), &[None, None, Some(e)], &["B", "L", "E"])?;
+        let [b, l, _] = x.dims();
         let (wk, bk) = self.block(1);
         let (wv, bv) = self.block(2);
         let k = split_heads(
             burn::tensor::module::linear(x.clone(), wk.transpose(), Some(bk)),
             self.num_heads,
         )?;
-        let v = split_heads(
-            burn::tensor::module::linear(x, wv.transpose(), Some(bv)),
+        let v = burn::tensor::module::linear(x, wv.transpose(), Some(bv)).reshape([
+            b,
+            l,
             self.num_heads,
-        )?;
+            self.d_head(),
+        ]);
         let scale = 1.0 / (self.d_head() as f64).sqrt();
         let q = self
             .query_heads()
@@ -229,8 +239,9 @@ impl AarenCell {
         mask: Option<&Tensor<2, Bool>>,
         state: Option<AarenState>,
     ) -> Result<(Tensor<4>, AarenState)> {
-        let (s, v, state) = self.start(x, mask, state)?;
-        super::fused::scan_fused(s, v, mask, state)
+        let (s, v, state) = self.start_token_major(x, mask, state)?;
+        // The values stay in the projection's layout: no transpose copy before the scan.
+        super::fused::scan_fused_token_major(s, v, mask, state)
     }
 
     /// The many-to-one output o_N in one shot (no recurrence, no scan):
@@ -243,15 +254,27 @@ impl AarenCell {
         last_output(s, v, mask)
     }
 
-    /// Scores, values and the starting state of a sequence, every shape checked.
+    /// Scores, values `[B, H, L, d]` and the starting state of a sequence, every shape
+    /// checked.
     fn start(
         &self,
         x: Tensor<3>,
         mask: Option<&Tensor<2, Bool>>,
         state: Option<AarenState>,
     ) -> Result<(Tensor<3>, Tensor<4>, AarenState)> {
+        let (s, v, state) = self.start_token_major(x, mask, state)?;
+        Ok((s, v.swap_dims(1, 2), state))
+    }
+
+    /// [`start`](Self::start) with the values `[B, L, H, d]`.
+    fn start_token_major(
+        &self,
+        x: Tensor<3>,
+        mask: Option<&Tensor<2, Bool>>,
+        state: Option<AarenState>,
+    ) -> Result<(Tensor<3>, Tensor<4>, AarenState)> {
         let [b, l, _] = x.dims();
-        let (s, v) = self.scores_values(x)?;
+        let (s, v) = self.scores_values_token_major(x)?;
         if let Some(mask) = mask {
             check_shape(
                 "key_padding_mask",

@@ -22,15 +22,28 @@ fn host<T: Element, const D: usize>(t: Tensor<D>) -> Result<Vec<T>> {
         .map_err(|e| AttnError::Config(format!("reading a tensor back: {e:?}")))
 }
 
+/// How the values lie in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ValueLayout {
+    /// `[B, H, L, d]`: each (sequence, head) contiguous; threads over B·H pairs.
+    HeadMajor,
+    /// `[B, L, H, d]`: the projection's own layout (no transpose, no copy); each sequence
+    /// contiguous, its heads stepped together token by token; threads over B.
+    TokenMajor,
+}
+
 /// Runs the recurrence for every (b, h) pair on the host in precision `T`, writing
 /// each output over the value it came from (token t's output is computed after its
-/// value is read), so the only buffer is the values' own.
+/// value is read), so the only buffer is the values' own — and when the caller hands
+/// over a contiguous tensor it alone holds, that is Burn's buffer itself, not a copy.
 ///
-/// - `s`: `[B, H, L]` scores (−inf where masked); `v`: `[B, H, L, d]`
-/// - returns outputs `[B, H, L, d]` and the state after the last token
+/// - `s`: `[B, H, L]` scores (−inf where masked); `v`: `[B, H, L, d]` or `[B, L, H, d]`
+///   as `layout` says
+/// - returns outputs in `v`'s layout and the state after the last token
 fn run<T: Real + Element + Send + Sync>(
     s: Tensor<3>,
     v: Tensor<4>,
+    layout: ValueLayout,
     state: AarenState,
 ) -> Result<(Tensor<4>, AarenState)> {
     let device = s.device();
@@ -46,6 +59,7 @@ fn run<T: Real + Element + Send + Sync>(
         host::<T, 2>(state.c)?,
         host::<T, 3>(state.a)?,
     );
+    // One run per (b, h): m, c, then the d accumulators.
     let mut states: Vec<T> = Vec::with_capacity(b * h * (d + 2));
     for i in 0..b * h {
         states.push(m[i]);
@@ -53,11 +67,18 @@ fn run<T: Real + Element + Send + Sync>(
         states.extend_from_slice(&a[i * d..(i + 1) * d]);
     }
     if l > 0 && d > 0 {
-        values
-            .par_chunks_mut(l * d)
-            .zip(states.par_chunks_mut(d + 2))
-            .zip(scores.par_chunks(l))
-            .for_each(|((v, st), s)| scan_head_in_place(s, v, st));
+        match layout {
+            ValueLayout::HeadMajor => values
+                .par_chunks_mut(l * d)
+                .zip(states.par_chunks_mut(d + 2))
+                .zip(scores.par_chunks(l))
+                .for_each(|((v, st), s)| scan_head_in_place(s, v, st)),
+            ValueLayout::TokenMajor => values
+                .par_chunks_mut(l * h * d)
+                .zip(states.par_chunks_mut(h * (d + 2)))
+                .zip(scores.par_chunks(h * l))
+                .for_each(|((v, st), s)| scan_sequence_in_place(s, v, st, h)),
+        }
     }
     let (mut m, mut c, mut a) = (Vec::new(), Vec::new(), Vec::new());
     for st in states.chunks_exact(d + 2) {
@@ -82,11 +103,55 @@ fn scan_head_in_place<T: Real>(scores: &[T], values: &mut [T], state: &mut [T]) 
     }
 }
 
+/// One sequence in token-major layout: `scores` `[H, L]`, `values` `[L, H, d]` (outputs
+/// written over them), `states` H runs of `d + 2`. Token t of every head is one
+/// contiguous row, so the pass reads and writes memory strictly in order.
+fn scan_sequence_in_place<T: Real>(scores: &[T], values: &mut [T], states: &mut [T], h: usize) {
+    let d = states.len() / h - 2;
+    let l = scores.len() / h;
+    for (t, row) in values.chunks_exact_mut(h * d).enumerate() {
+        for ((v, state), head) in row
+            .chunks_exact_mut(d)
+            .zip(states.chunks_exact_mut(d + 2))
+            .zip(0..h)
+        {
+            attnkit_kernels::aaren::update(state, scores[head * l + t], v);
+            attnkit_kernels::aaren::output(state, v);
+        }
+    }
+}
+
 /// Every prefix output of scores `s` `[B, H, L]` and values `v` `[B, H, L, d]`, masked
 /// positions (`mask` `[B, L]`, `true` = padding) skipped, continuing from `state`.
 pub(crate) fn scan_fused(
     s: Tensor<3>,
     v: Tensor<4>,
+    mask: Option<&Tensor<2, Bool>>,
+    state: AarenState,
+) -> Result<(Tensor<4>, AarenState)> {
+    scan_fused_in(s, v, ValueLayout::HeadMajor, mask, state)
+}
+
+/// [`scan_fused`] with the values `[B, L, H, d]` as the value projection wrote them;
+/// outputs `[B, H, L, d]` (a transposed view of the buffer the values came in). Below
+/// one sequence per thread it transposes and runs head-major, for the threads.
+pub(crate) fn scan_fused_token_major(
+    s: Tensor<3>,
+    v: Tensor<4>,
+    mask: Option<&Tensor<2, Bool>>,
+    state: AarenState,
+) -> Result<(Tensor<4>, AarenState)> {
+    if s.dims()[0] < rayon::current_num_threads() {
+        return scan_fused(s, v.swap_dims(1, 2), mask, state);
+    }
+    let (o, state) = scan_fused_in(s, v, ValueLayout::TokenMajor, mask, state)?;
+    Ok((o.swap_dims(1, 2), state))
+}
+
+fn scan_fused_in(
+    s: Tensor<3>,
+    v: Tensor<4>,
+    layout: ValueLayout,
     mask: Option<&Tensor<2, Bool>>,
     state: AarenState,
 ) -> Result<(Tensor<4>, AarenState)> {
@@ -106,9 +171,9 @@ pub(crate) fn scan_fused(
         None => s,
     };
     if s.dtype() == DType::F64 {
-        run::<f64>(s, v, state)
+        run::<f64>(s, v, layout, state)
     } else {
-        run::<f32>(s, v, state)
+        run::<f32>(s, v, layout, state)
     }
 }
 
@@ -137,4 +202,54 @@ pub fn prefix_attention_fused(
     }
     let state = AarenState::empty(b, h, dims[3], &scores.device());
     Ok(scan_fused(scores, values, mask, state)?.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec().unwrap()
+    }
+
+    /// Both value layouts against Burn's parallel scan (an independent form of the same
+    /// recurrence) within 1e-5 relative, with padding, and the same final state.
+    #[test]
+    fn token_major_and_head_major_match_the_burn_scan() {
+        let device = Device::flex();
+        let (b, h, l, d) = (3, 2, 50, 4);
+        let normal = burn::tensor::Distribution::Normal(0.0, 3.0);
+        let s = Tensor::<3>::random([b, h, l], normal, &device);
+        let v = Tensor::<4>::random([b, h, l, d], normal, &device);
+        let mask = Tensor::<2, Bool>::from_data(
+            TensorData::new((0..b * l).map(|i| i % 5 == 2).collect::<Vec<_>>(), [b, l]),
+            &device,
+        );
+        let want =
+            host_f32(crate::aaren::prefix_attention(s.clone(), v.clone(), Some(&mask)).unwrap());
+        let empty = || AarenState::empty(b, h, d, &device);
+        // Token-major values: a contiguous [B, L, H, d] copy.
+        let v_tm = Tensor::<4>::from_data(v.clone().swap_dims(1, 2).into_data(), &device);
+        let (head, head_state) = scan_fused_in(
+            s.clone(),
+            v.clone(),
+            ValueLayout::HeadMajor,
+            Some(&mask),
+            empty(),
+        )
+        .unwrap();
+        let (token, token_state) =
+            scan_fused_in(s, v_tm, ValueLayout::TokenMajor, Some(&mask), empty()).unwrap();
+        let token = host_f32(token.swap_dims(1, 2));
+        for (name, got) in [("head-major", host_f32(head)), ("token-major", token)] {
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(g, w)| ((g - w).abs() / w.abs().max(1.0)) as f64)
+                .fold(0.0, f64::max);
+            assert!(worst < 1e-5, "{name}: {worst:e}");
+        }
+        assert_eq!(host_f32(head_state.a), host_f32(token_state.a));
+        assert_eq!(host_f32(head_state.m), host_f32(token_state.m));
+    }
 }
