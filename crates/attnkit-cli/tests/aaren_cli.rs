@@ -125,6 +125,66 @@ fn decode_shows_a_constant_state_and_a_growing_cache() {
     assert_eq!(cache, [(9 + 4) * 64, (99 + 4) * 64, (999 + 4) * 64]);
 }
 
+fn is_png(path: &std::path::Path) -> bool {
+    std::fs::read(path).is_ok_and(|b| b.len() > 1000 && b.starts_with(b"\x89PNG\r\n\x1a\n"))
+}
+
+#[test]
+fn decode_and_sequence_draw_their_charts() {
+    let dir = scratch("charts");
+    let out = bin()
+        .args([
+            "aaren", "decode", "--embed", "8", "--heads", "2", "--len", "10,100", "--steps", "2",
+            "--charts",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(is_png(&dir.join("decode-time.png")));
+    assert!(is_png(&dir.join("decode-memory.png")));
+    let json = dir.join("s.json");
+    let out = bin()
+        .args([
+            "aaren", "sequence", "--embed", "8", "--heads", "2", "--len", "16,64", "--runs", "1",
+            "--charts",
+        ])
+        .arg(&dir)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(is_png(&dir.join("sequence-time.png")));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for row in doc["results"].as_array().unwrap() {
+        for key in [
+            "causal_mha_ms",
+            "causal_mha_fused_ms",
+            "aaren_fused_ms",
+            "aaren_stream_ms",
+        ] {
+            assert!(row[key].as_f64().unwrap() > 0.0, "{key}: {row}");
+        }
+    }
+    // No partial files are left beside the charts.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("partial")), "{names:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn sequence_times_every_form() {
     let out = bin()

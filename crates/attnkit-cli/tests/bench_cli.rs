@@ -8,7 +8,15 @@ use std::process::Command;
 fn every_workload_prints_the_contract_object() {
     for (workload, len) in [
         ("mha-forward", "16"),
+        ("mha-forward-fused", "16"),
         ("mha-train-step", "16"),
+        ("sdpa-fused", "16"),
+        ("gemm", "16"),
+        ("copy", "16"),
+        ("aaren-fused", "16"),
+        ("aaren-scan-parallel", "16"),
+        ("aaren-scan-iterative", "16"),
+        ("aaren-scan-fused", "16"),
         ("aaren-parallel", "16"),
         ("aaren-iterative", "16"),
         ("aaren-stream", "100"),
@@ -40,6 +48,30 @@ fn every_workload_prints_the_contract_object() {
         assert!(v["shape"].is_object());
         let streaming = workload == "aaren-stream" || workload == "kv-cache-decode";
         assert_eq!(v["peak_rss_bytes"].is_u64(), streaming, "{v}");
+        // The work of one run, where it is defined: B 2, L 16, E 8, H 2.
+        let want_gflop = match workload {
+            "mha-forward" | "mha-forward-fused" => {
+                Some(8.0 * 2.0 * 16.0 * 64.0 + 4.0 * 2.0 * 256.0 * 8.0)
+            }
+            "sdpa-fused" => Some(4.0 * 2.0 * 256.0 * 8.0),
+            "gemm" => Some(2.0 * 2.0 * 16.0 * 64.0),
+            "aaren-parallel" | "aaren-iterative" | "aaren-fused" => Some(6.0 * 2.0 * 16.0 * 64.0),
+            _ => None,
+        };
+        match want_gflop {
+            Some(f) => {
+                assert_eq!(v["gflop"].as_f64().unwrap(), f / 1e9, "{v}");
+                let rate = v["gflops"].as_f64().unwrap();
+                assert!((rate - f / 1e6 / med).abs() <= 1e-9 * rate, "{v}");
+            }
+            None => assert!(v.get("gflop").is_none(), "{v}"),
+        }
+        let want_bytes = match workload {
+            "aaren-scan-fused" => Some(4.0 * (2.0 * 2.0 * 16.0 + 2.0 * 2.0 * 16.0 * 8.0)),
+            "copy" => Some(8.0 * 2.0 * 16.0 * 8.0),
+            _ => None,
+        };
+        assert_eq!(v["gbytes"].as_f64(), want_bytes.map(|b| b / 1e9), "{v}");
     }
 }
 
