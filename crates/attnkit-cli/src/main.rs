@@ -12,6 +12,11 @@ mod train;
 
 use clap::{Parser, Subcommand};
 
+// Keeps freed pages for reuse: large tensors are allocated and freed every forward pass,
+// and the system allocator returns them to the OS, so each pass pays its page faults again.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Attention mechanisms, recurrent baselines and Attention as an RNN (Aaren).
 #[derive(Parser)]
 #[command(name = "attnkit", version, about, long_about = None)]
