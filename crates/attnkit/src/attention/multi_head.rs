@@ -299,32 +299,51 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn self_and_cross_attention_match_the_oracle() {
+    /// A module with random weights and biases (so the tests see them), random inputs,
+    /// and the f64 oracle's answer.
+    struct OracleCase {
+        mha: MultiHeadAttention,
+        query: Tensor<3>,
+        kv: Tensor<3>,
+        mask: AttentionMask,
+        want: attnkit_kernels::reference::AttentionResult,
+        rows: usize,
+    }
+
+    fn oracle_case(
+        (b, lq, lk, e, h): (usize, usize, usize, usize, usize),
+        pad: Option<Vec<bool>>,
+        causal: bool,
+        seed: u64,
+    ) -> OracleCase {
         let device = Device::flex();
-        let (b, lq, lk, e, h) = (2, 4, 6, 8, 2);
-        let mha = MultiHeadAttentionConfig::new(e, h).init(&device).unwrap();
-        // Random biases too, so the test sees them.
-        let mut rng = SplitMix64::new(11);
+        let mut rng = SplitMix64::new(seed);
         let mut randn = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
+        let scaled = |v: Vec<f32>| v.iter().map(|x| x / (e as f32).sqrt()).collect::<Vec<_>>();
         let mut store = TensorStore::new("t");
-        mha.save_weights(&mut store, "");
-        store
-            .insert("in_proj_bias", vec![3 * e], randn(3 * e))
-            .unwrap();
-        store.insert("out_proj.bias", vec![e], randn(e)).unwrap();
-        let mha = mha.load_weights(&store, "").unwrap();
-        let query = randn(b * lq * e);
-        let kv = randn(b * lk * e);
-        let pad: Vec<bool> = (0..b * lk).map(|i| i == 1 || i == 10).collect();
-        let to64 = |x: &[f32]| x.iter().map(|&v| v as f64).collect::<Vec<_>>();
-        let w = |n: &str| to64(&store.get(n).unwrap().data);
         let (wi, bi, wo, bo) = (
-            w("in_proj_weight"),
-            w("in_proj_bias"),
-            w("out_proj.weight"),
-            w("out_proj.bias"),
+            scaled(randn(3 * e * e)),
+            randn(3 * e),
+            scaled(randn(e * e)),
+            randn(e),
         );
+        store
+            .insert("in_proj_weight", vec![3 * e, e], wi.clone())
+            .unwrap();
+        store
+            .insert("in_proj_bias", vec![3 * e], bi.clone())
+            .unwrap();
+        store
+            .insert("out_proj.weight", vec![e, e], wo.clone())
+            .unwrap();
+        store.insert("out_proj.bias", vec![e], bo.clone()).unwrap();
+        let mha = MultiHeadAttentionConfig::new(e, h)
+            .init(&device)
+            .unwrap()
+            .load_weights(&store, "")
+            .unwrap();
+        let (query, kv) = (randn(b * lq * e), randn(b * lk * e));
+        let to64 = |x: &[f32]| x.iter().map(|&v| v as f64).collect::<Vec<_>>();
         let want = multi_head_attention(
             &to64(&query),
             &to64(&kv),
@@ -337,136 +356,60 @@ mod tests {
                 heads: h,
             },
             MhaWeights {
-                in_proj_weight: &wi,
-                in_proj_bias: &bi,
-                out_proj_weight: &wo,
-                out_proj_bias: &bo,
+                in_proj_weight: &to64(&wi),
+                in_proj_bias: &to64(&bi),
+                out_proj_weight: &to64(&wo),
+                out_proj_bias: &to64(&bo),
             },
-            Some(&pad),
-            false,
+            pad.as_deref(),
+            causal,
         )
         .unwrap();
-        let t3 = |d: &[f32], l: usize| {
-            Tensor::<3>::from_data(TensorData::new(d.to_vec(), [b, l, e]), &device)
-        };
-        let mask = AttentionMask::none().with_key_padding(Tensor::from_data(
-            TensorData::new(pad.clone(), [b, lk]),
-            &device,
-        ));
-        let out = mha
-            .forward(t3(&query, lq), t3(&kv, lk), t3(&kv, lk), &mask)
-            .unwrap();
-        let got = host(out.output.clone().reshape([b * lq, e]));
-        let got_w = host(out.mean_weights().reshape([b * lq, lk]));
-        let err = got
-            .iter()
-            .zip(&want.output)
-            .map(|(g, w)| (g - w).abs())
-            .fold(0.0, f64::max);
-        let err_w = got_w
-            .iter()
-            .zip(&want.weights)
-            .map(|(g, w)| (g - w).abs())
-            .fold(0.0, f64::max);
+        let t3 =
+            |d: Vec<f32>, l: usize| Tensor::<3>::from_data(TensorData::new(d, [b, l, e]), &device);
+        let mut mask = AttentionMask::none().with_causal(causal);
+        if let Some(p) = pad {
+            mask = mask.with_key_padding(Tensor::from_data(TensorData::new(p, [b, lk]), &device));
+        }
+        OracleCase {
+            mha,
+            query: t3(query, lq),
+            kv: t3(kv, lk),
+            mask,
+            want,
+            rows: b * lq,
+        }
+    }
+
+    fn max_diff(a: &[f64], z: &[f64]) -> f64 {
+        a.iter()
+            .zip(z)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
+    }
+
+    #[test]
+    fn self_and_cross_attention_match_the_oracle() {
+        let pad: Vec<bool> = (0..12).map(|i| i == 1 || i == 10).collect();
+        let c = oracle_case((2, 4, 6, 8, 2), Some(pad), false, 11);
+        let out = c.mha.forward(c.query, c.kv.clone(), c.kv, &c.mask).unwrap();
+        let got = host(out.output.clone().reshape([c.rows, 8]));
+        let got_w = host(out.mean_weights().reshape([c.rows, 6]));
+        let (err, err_w) = (
+            max_diff(&got, &c.want.output),
+            max_diff(&got_w, &c.want.weights),
+        );
         assert!(
             err < 1e-5 && err_w < 1e-6,
             "output err {err}, weights err {err_w}"
         );
     }
 
-    /// One case for the fused inference path: random weights and biases, the f64 oracle
-    /// against `forward_context` (and against `forward`'s output).
-    fn fused_case(
-        (b, lq, lk, e, h): (usize, usize, usize, usize, usize),
-        pad: Option<Vec<bool>>,
-        causal: bool,
-        seed: u64,
-    ) -> (f64, f64) {
-        let device = Device::flex();
-        let mut rng = SplitMix64::new(seed);
-        let mut randn = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
-        let mut store = TensorStore::new("t");
-        let w_in = randn(3 * e * e)
-            .iter()
-            .map(|v| v / (e as f32).sqrt())
-            .collect();
-        store
-            .insert("in_proj_weight", vec![3 * e, e], w_in)
-            .unwrap();
-        store
-            .insert("in_proj_bias", vec![3 * e], randn(3 * e))
-            .unwrap();
-        let w_out = randn(e * e).iter().map(|v| v / (e as f32).sqrt()).collect();
-        store.insert("out_proj.weight", vec![e, e], w_out).unwrap();
-        store.insert("out_proj.bias", vec![e], randn(e)).unwrap();
-        let mha = MultiHeadAttentionConfig::new(e, h)
-            .init(&device)
-            .unwrap()
-            .load_weights(&store, "")
-            .unwrap();
-        let query = randn(b * lq * e);
-        let kv = randn(b * lk * e);
-        let to64 = |x: &[f32]| x.iter().map(|&v| v as f64).collect::<Vec<_>>();
-        let w = |n: &str| to64(&store.get(n).unwrap().data);
-        let (wi, bi, wo, bo) = (
-            w("in_proj_weight"),
-            w("in_proj_bias"),
-            w("out_proj.weight"),
-            w("out_proj.bias"),
-        );
-        let want = multi_head_attention(
-            &to64(&query),
-            &to64(&kv),
-            &to64(&kv),
-            MhaShape {
-                batch: b,
-                len_q: lq,
-                len_k: lk,
-                embed: e,
-                heads: h,
-            },
-            MhaWeights {
-                in_proj_weight: &wi,
-                in_proj_bias: &bi,
-                out_proj_weight: &wo,
-                out_proj_bias: &bo,
-            },
-            pad.as_deref(),
-            causal,
-        )
-        .unwrap();
-        let t3 = |d: &[f32], l: usize| {
-            Tensor::<3>::from_data(TensorData::new(d.to_vec(), [b, l, e]), &device)
-        };
-        let mut mask = AttentionMask::none().with_causal(causal);
-        if let Some(p) = &pad {
-            mask = mask.with_key_padding(Tensor::from_data(
-                TensorData::new(p.clone(), [b, lk]),
-                &device,
-            ));
-        }
-        let fused = mha
-            .forward_context(t3(&query, lq), t3(&kv, lk), t3(&kv, lk), &mask)
-            .unwrap();
-        let full = mha
-            .forward(t3(&query, lq), t3(&kv, lk), t3(&kv, lk), &mask)
-            .unwrap()
-            .output;
-        let fused = host(fused.reshape([b * lq, e]));
-        let full = host(full.reshape([b * lq, e]));
-        let max_diff = |a: &[f64], z: &[f64]| {
-            a.iter()
-                .zip(z)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0, f64::max)
-        };
-        (max_diff(&fused, &want.output), max_diff(&fused, &full))
-    }
-
     /// The fused path against the f64 oracle within 1e-5 absolute (outputs are O(1)), in
     /// both of the kernel's regimes: one score matrix per head (Lq·Lk <= 256 K) and tiles
     /// over keys with an online softmax (Lq·Lk > 256 K), with padding, causal masks (also
-    /// Lq != Lk, top-left aligned) and a sequence whose keys are all padding.
+    /// Lq != Lk, top-left aligned) and a sequence whose keys are all padding; and against
+    /// `forward`'s output.
     #[test]
     fn fused_inference_matches_the_oracle() {
         // Batch 1's keys are all padding: its queries get a zero context.
@@ -489,7 +432,20 @@ mod tests {
             ((1, 520, 520, 8, 2), None, false),
         ];
         for (i, (shape, pad, causal)) in cases.into_iter().enumerate() {
-            let (vs_oracle, vs_forward) = fused_case(shape, pad, causal, 40 + i as u64);
+            let c = oracle_case(shape, pad, causal, 40 + i as u64);
+            let fused = c
+                .mha
+                .forward_context(c.query.clone(), c.kv.clone(), c.kv.clone(), &c.mask)
+                .unwrap();
+            let full = c
+                .mha
+                .forward(c.query, c.kv.clone(), c.kv, &c.mask)
+                .unwrap()
+                .output;
+            let fused = host(fused.reshape([c.rows, 8]));
+            let full = host(full.reshape([c.rows, 8]));
+            let (vs_oracle, vs_forward) =
+                (max_diff(&fused, &c.want.output), max_diff(&fused, &full));
             assert!(
                 vs_oracle < 1e-5 && vs_forward < 1e-5,
                 "case {i} {shape:?} causal {causal}: vs oracle {vs_oracle:e}, vs forward {vs_forward:e}"
