@@ -2,22 +2,24 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
 use std::process::Command;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_attnkit"))
 }
 
-fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("attnkit-aaren-cli-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch folder, removed when dropped.
+fn scratch(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("attnkit-aaren-cli-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 #[test]
 fn compare_reports_finite_errors_at_f32_rounding_level() {
-    let json = scratch("compare").join("c.json");
+    let dir = scratch("compare");
+    let json = dir.path().join("c.json");
     let out = bin()
         .args([
             "aaren",
@@ -86,7 +88,8 @@ fn compare_refuses_bad_options_in_one_line() {
 
 #[test]
 fn decode_shows_a_constant_state_and_a_growing_cache() {
-    let json = scratch("decode").join("d.json");
+    let dir = scratch("decode");
+    let json = dir.path().join("d.json");
     let out = bin()
         .args([
             "aaren",
@@ -131,7 +134,8 @@ fn is_png(path: &std::path::Path) -> bool {
 
 #[test]
 fn decode_and_sequence_draw_their_charts() {
-    let dir = scratch("charts");
+    let scratch_dir = scratch("charts");
+    let dir = scratch_dir.path();
     let out = bin()
         .args([
             "aaren", "decode", "--embed", "8", "--heads", "2", "--len", "10,100", "--steps", "2",
@@ -182,7 +186,6 @@ fn decode_and_sequence_draw_their_charts() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(names.iter().all(|n| !n.contains("partial")), "{names:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

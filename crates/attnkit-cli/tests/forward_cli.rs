@@ -18,11 +18,12 @@ fn fixture(case: &str) -> PathBuf {
         .join(case)
 }
 
-fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("attnkit-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch folder, removed when dropped.
+fn scratch(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("attnkit-cli-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn forward(
@@ -46,7 +47,7 @@ fn forward(
 fn run_fixture(case: &str) {
     let dir = fixture(case);
     let out_dir = scratch(case);
-    let out = out_dir.join("out.safetensors");
+    let out = out_dir.path().join("out.safetensors");
     let weights = dir.join("weights.safetensors");
     let module = serde_json::from_str::<serde_json::Value>(
         &std::fs::read_to_string(dir.join("case.json")).unwrap(),
@@ -130,14 +131,14 @@ fn reproduces_the_aaren_definition() {
 /// 3,000 tokens with scores in the thousands and an all-padded sequence included.
 #[test]
 fn fused_aaren_reproduces_the_definition() {
-    let scratch = scratch("fused");
+    let scratch_dir = scratch("fused");
     for case in ["aaren_parallel", "aaren_all_padded", "aaren_long_parallel"] {
         let dir = fixture(case);
         let mut config: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
                 .unwrap();
         config["mode"] = "fused".into();
-        let out = scratch.join(format!("{case}.safetensors"));
+        let out = scratch_dir.path().join(format!("{case}.safetensors"));
         let r = forward(
             "aaren",
             &config.to_string(),
@@ -160,7 +161,6 @@ fn fused_aaren_reproduces_the_definition() {
             assert!((a - b).abs() <= 1e-5 + 1e-4 * b.abs(), "{case}: {a} vs {b}");
         }
     }
-    let _ = std::fs::remove_dir_all(&scratch);
 }
 
 #[test]
@@ -205,7 +205,8 @@ fn aaren_config_errors_name_the_problem() {
 #[test]
 fn inline_json_config_works() {
     let dir = fixture("mha_self");
-    let out = scratch("inline").join("o.safetensors");
+    let tmp = scratch("inline");
+    let out = tmp.path().join("o.safetensors");
     let r = forward(
         "mha",
         r#"{"embed_dim": 8, "num_heads": 2}"#,
@@ -226,7 +227,8 @@ fn expect_failure(
     input: &Path,
     tag: &str,
 ) -> String {
-    let out = scratch(tag).join("out.safetensors");
+    let tmp = scratch(tag);
+    let out = tmp.path().join("out.safetensors");
     let r = forward(module, config, weights, input, &out);
     let stderr = String::from_utf8_lossy(&r.stderr).to_string();
     assert!(!r.status.success(), "{tag}: should fail");
@@ -298,7 +300,8 @@ fn bad_requests_fail_with_one_clear_line_and_no_output() {
     );
 
     // Bad JSON in a file: file name, line and column.
-    let dir = scratch("badjson-files");
+    let tmp = scratch("badjson-files");
+    let dir = tmp.path();
     let cfg_path = dir.join("config.json");
     std::fs::write(
         &cfg_path,
@@ -333,7 +336,8 @@ fn bad_requests_fail_with_one_clear_line_and_no_output() {
 
 #[test]
 fn bad_tensors_are_named() {
-    let dir = scratch("badtensors");
+    let tmp = scratch("badtensors");
+    let dir = tmp.path();
     let w = fixture("mha_padding").join("weights.safetensors");
     let cfg = r#"{"embed_dim": 16, "num_heads": 4}"#;
     let write = |name: &str, tensors: &[(&str, Vec<usize>)]| {
@@ -389,7 +393,8 @@ fn bad_tensors_are_named() {
 #[test]
 fn unused_keys_and_tensors_are_warnings() {
     let dir = fixture("sdpa_plain");
-    let out = scratch("warn").join("o.safetensors");
+    let tmp = scratch("warn");
+    let out = tmp.path().join("o.safetensors");
     let r = forward(
         "sdpa",
         r#"{"causal": false, "dropout": 0.1}"#,

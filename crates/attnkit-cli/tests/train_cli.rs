@@ -11,11 +11,12 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_attnkit"))
 }
 
-fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("attnkit-train-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch folder, removed when dropped.
+fn scratch(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("attnkit-train-cli-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn count(out: &Path, steps: u64, extra: &[&str]) -> Value {
@@ -45,7 +46,8 @@ fn count(out: &Path, steps: u64, extra: &[&str]) -> Value {
 
 #[test]
 fn count_writes_a_summary_and_resumes_exactly() {
-    let straight_dir = scratch("straight");
+    let straight_dir_tmp = scratch("straight");
+    let straight_dir = straight_dir_tmp.path();
     let straight = count(&straight_dir, 40, &[]);
     for key in [
         "task",
@@ -61,7 +63,8 @@ fn count_writes_a_summary_and_resumes_exactly() {
     assert_eq!(straight["steps"], 40);
 
     // Interrupted after 20 steps, then resumed to 40.
-    let resumed_dir = scratch("resumed");
+    let resumed_dir_tmp = scratch("resumed");
+    let resumed_dir = resumed_dir_tmp.path();
     count(&resumed_dir, 20, &[]);
     let resumed = count(&resumed_dir, 40, &["--resume"]);
     for key in [
@@ -80,7 +83,8 @@ fn count_writes_a_summary_and_resumes_exactly() {
 
 #[test]
 fn resume_refuses_missing_and_mismatched_checkpoints() {
-    let dir = scratch("refuse");
+    let dir_tmp = scratch("refuse");
+    let dir = dir_tmp.path();
     let r = bin()
         .args(["train", "count", "--steps", "5", "--resume", "--out"])
         .arg(&dir)
@@ -107,7 +111,8 @@ fn resume_refuses_missing_and_mismatched_checkpoints() {
 
 #[test]
 fn pe_regression_writes_a_chart_and_a_csv() {
-    let dir = scratch("pe");
+    let dir_tmp = scratch("pe");
+    let dir = dir_tmp.path();
     let summary = dir.join("s.json");
     let r = bin()
         .args([
@@ -165,7 +170,8 @@ fn pe_regression_resumes_exactly() {
         assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
         serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap()
     };
-    let (a, b) = (scratch("pe-straight"), scratch("pe-resumed"));
+    let (a_tmp, b_tmp) = (scratch("pe-straight"), scratch("pe-resumed"));
+    let (a, b) = (a_tmp.path(), b_tmp.path());
     let straight = run(&a, "4", false);
     run(&b, "2", false);
     let resumed = run(&b, "4", true);
@@ -187,7 +193,8 @@ fn pe_regression_resumes_exactly() {
 /// embedding, a summary, and errors that name missing data.
 #[test]
 fn imdb_compare_writes_a_table() {
-    let dir = scratch("imdb");
+    let dir_tmp = scratch("imdb");
+    let dir = dir_tmp.path();
     let data = dir.join("data");
     for part in ["train", "test"] {
         for (class, word) in [("pos", "great"), ("neg", "awful")] {

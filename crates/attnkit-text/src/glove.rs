@@ -211,8 +211,11 @@ mod tests {
             text.push('\n');
             want.push(v);
         }
-        let path =
-            std::env::temp_dir().join(format!("attnkit-glove300-{}.txt", std::process::id()));
+        let dir = tempfile::Builder::new()
+            .prefix("attnkit-glove300-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("glove.300d.txt");
         std::fs::write(&path, text).unwrap();
         let g = Glove::load(&path).unwrap();
         assert_eq!((g.dim(), g.len()), (300, 2000));

@@ -136,9 +136,13 @@ pub fn load_reviews(
 mod tests {
     use super::*;
 
-    fn tree(tag: &str) -> PathBuf {
-        let root = std::env::temp_dir().join(format!("attnkit-imdb-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+    /// A toy `aclImdb/` tree in a scratch folder removed when dropped.
+    fn tree(tag: &str) -> tempfile::TempDir {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("attnkit-imdb-{tag}-"))
+            .tempdir()
+            .unwrap();
+        let root = dir.path();
         for part in ["train", "test"] {
             for (class, n) in [("pos", 10), ("neg", 10)] {
                 let d = root.join(part).join(class);
@@ -152,12 +156,13 @@ mod tests {
                 }
             }
         }
-        root
+        dir
     }
 
     #[test]
     fn splits_are_disjoint_stratified_and_seeded() {
-        let root = tree("splits");
+        let root_tmp = tree("splits");
+        let root = root_tmp.path();
         let train = load_reviews(&root, Split::Train, 0.2, 1).unwrap();
         let val = load_reviews(&root, Split::Validation, 0.2, 1).unwrap();
         let test = load_reviews(&root, Split::Test, 0.2, 1).unwrap();
@@ -170,7 +175,8 @@ mod tests {
 
     #[test]
     fn bad_data_names_the_file() {
-        let root = tree("bad");
+        let root_tmp = tree("bad");
+        let root = root_tmp.path();
         let bad = root.join("test/pos/3_9.txt");
         std::fs::write(&bad, b"fine\nstill fine\nbroken \xff here").unwrap();
         let e = load_reviews(&root, Split::Test, 0.0, 0)

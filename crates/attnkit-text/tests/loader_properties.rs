@@ -68,7 +68,11 @@ proptest! {
 
 #[test]
 fn review_loader_never_panics_on_random_files() {
-    let root = std::env::temp_dir().join(format!("attnkit-fuzz-imdb-{}", std::process::id()));
+    let dir = tempfile::Builder::new()
+        .prefix("attnkit-fuzz-imdb-")
+        .tempdir()
+        .unwrap();
+    let root = dir.path().join("aclImdb");
     let mut rng = attnkit_kernels::rng::SplitMix64::new(9);
     for round in 0..30 {
         let _ = std::fs::remove_dir_all(&root);

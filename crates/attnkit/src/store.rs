@@ -333,15 +333,18 @@ pub(crate) fn load_param<const D: usize>(
 mod tests {
     use super::*;
 
-    fn temp_dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("attnkit-store-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A scratch folder, removed when dropped.
+    fn temp_dir(tag: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("attnkit-store-{tag}-"))
+            .tempdir()
+            .unwrap()
     }
 
     #[test]
     fn round_trip_keeps_values_shapes_and_metadata() {
-        let dir = temp_dir("rt");
+        let dir_tmp = temp_dir("rt");
+        let dir = dir_tmp.path();
         let mut s = TensorStore::new("test");
         s.insert(
             "a.weight",
@@ -412,7 +415,8 @@ mod tests {
 
     #[test]
     fn failed_save_leaves_nothing() {
-        let dir = temp_dir("fail");
+        let dir_tmp = temp_dir("fail");
+        let dir = dir_tmp.path();
         let target = dir.join("no-such-dir").join("w.safetensors");
         let s = TensorStore::new("t");
         assert!(s.save(&target).is_err());

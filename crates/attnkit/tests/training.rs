@@ -8,11 +8,12 @@ use attnkit::tasks::counting::{CountConfig, CountTraining, Mixer};
 use attnkit::tasks::pe_regression::{PeRegressionConfig, PeRegressionTraining};
 use burn::prelude::*;
 
-fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("attnkit-training-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch folder, removed when dropped.
+fn scratch(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("attnkit-training-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn run_steps(run: &mut CountTraining, to: u64) {
@@ -28,7 +29,8 @@ fn run_steps(run: &mut CountTraining, to: u64) {
 /// histories and held-out accuracy, for both mixers.
 #[test]
 fn resumed_runs_equal_uninterrupted_runs() {
-    let dir = scratch("resume");
+    let dir_tmp = scratch("resume");
+    let dir = dir_tmp.path();
     for mixer in [Mixer::Attention, Mixer::Aaren] {
         let config = CountConfig {
             mixer,
@@ -58,7 +60,8 @@ fn resumed_runs_equal_uninterrupted_runs() {
 
 #[test]
 fn bad_checkpoints_are_refused_with_the_file_name() {
-    let dir = scratch("refuse");
+    let dir_tmp = scratch("refuse");
+    let dir = dir_tmp.path();
     let device = Device::flex();
     let config = CountConfig::default();
     let mut run = CountTraining::new(config.clone(), &device).unwrap();
