@@ -141,7 +141,7 @@ fn decode_and_sequence_draw_their_charts() {
             "aaren", "decode", "--embed", "8", "--heads", "2", "--len", "10,100", "--steps", "2",
             "--charts",
         ])
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     assert!(
@@ -157,7 +157,7 @@ fn decode_and_sequence_draw_their_charts() {
             "aaren", "sequence", "--embed", "8", "--heads", "2", "--len", "16,64", "--runs", "1",
             "--charts",
         ])
-        .arg(&dir)
+        .arg(dir)
         .arg("--json")
         .arg(&json)
         .output()
@@ -181,7 +181,7 @@ fn decode_and_sequence_draw_their_charts() {
         }
     }
     // No partial files are left beside the charts.
-    let names: Vec<String> = std::fs::read_dir(&dir)
+    let names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();

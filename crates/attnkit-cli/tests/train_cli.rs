@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -48,7 +48,7 @@ fn count(out: &Path, steps: u64, extra: &[&str]) -> Value {
 fn count_writes_a_summary_and_resumes_exactly() {
     let straight_dir_tmp = scratch("straight");
     let straight_dir = straight_dir_tmp.path();
-    let straight = count(&straight_dir, 40, &[]);
+    let straight = count(straight_dir, 40, &[]);
     for key in [
         "task",
         "steps",
@@ -65,8 +65,8 @@ fn count_writes_a_summary_and_resumes_exactly() {
     // Interrupted after 20 steps, then resumed to 40.
     let resumed_dir_tmp = scratch("resumed");
     let resumed_dir = resumed_dir_tmp.path();
-    count(&resumed_dir, 20, &[]);
-    let resumed = count(&resumed_dir, 40, &["--resume"]);
+    count(resumed_dir, 20, &[]);
+    let resumed = count(resumed_dir, 40, &["--resume"]);
     for key in [
         "steps",
         "eval_accuracy",
@@ -87,20 +87,20 @@ fn resume_refuses_missing_and_mismatched_checkpoints() {
     let dir = dir_tmp.path();
     let r = bin()
         .args(["train", "count", "--steps", "5", "--resume", "--out"])
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(!r.status.success());
     assert!(err.contains("count.ckpt"), "{err}");
 
-    count(&dir, 10, &[]);
+    count(dir, 10, &[]);
     let r = bin()
         .args([
             "train", "count", "--steps", "20", "--resume", "--mixer", "aaren", "--seed", "3",
             "--out",
         ])
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&r.stderr);
@@ -124,7 +124,7 @@ fn pe_regression_writes_a_chart_and_a_csv() {
             "256",
             "--out",
         ])
-        .arg(&dir)
+        .arg(dir)
         .arg("--summary")
         .arg(&summary)
         .output()
@@ -139,7 +139,7 @@ fn pe_regression_writes_a_chart_and_a_csv() {
     assert!(s["final_train_loss"].as_f64().unwrap() > 0.0);
     assert!(s["final_val_loss"].as_f64().unwrap() < s["initial_val_loss"].as_f64().unwrap());
     // No temporary file left behind.
-    let names: Vec<String> = std::fs::read_dir(&dir)
+    let names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -172,9 +172,9 @@ fn pe_regression_resumes_exactly() {
     };
     let (a_tmp, b_tmp) = (scratch("pe-straight"), scratch("pe-resumed"));
     let (a, b) = (a_tmp.path(), b_tmp.path());
-    let straight = run(&a, "4", false);
-    run(&b, "2", false);
-    let resumed = run(&b, "4", true);
+    let straight = run(a, "4", false);
+    run(b, "2", false);
+    let resumed = run(b, "4", true);
     for key in [
         "steps",
         "final_train_loss",
@@ -232,7 +232,7 @@ fn imdb_compare_writes_a_table() {
         .arg("--data")
         .arg(&data)
         .arg("--out")
-        .arg(&dir)
+        .arg(dir)
         .arg("--summary")
         .arg(&summary)
         .output()

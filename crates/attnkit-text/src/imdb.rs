@@ -163,14 +163,14 @@ mod tests {
     fn splits_are_disjoint_stratified_and_seeded() {
         let root_tmp = tree("splits");
         let root = root_tmp.path();
-        let train = load_reviews(&root, Split::Train, 0.2, 1).unwrap();
-        let val = load_reviews(&root, Split::Validation, 0.2, 1).unwrap();
-        let test = load_reviews(&root, Split::Test, 0.2, 1).unwrap();
+        let train = load_reviews(root, Split::Train, 0.2, 1).unwrap();
+        let val = load_reviews(root, Split::Validation, 0.2, 1).unwrap();
+        let test = load_reviews(root, Split::Test, 0.2, 1).unwrap();
         assert_eq!((train.len(), val.len(), test.len()), (16, 4, 20));
         assert_eq!(val.iter().filter(|r| r.label == 1).count(), 2);
         assert!(train.iter().all(|r| !val.iter().any(|v| v.path == r.path)));
-        assert_eq!(val, load_reviews(&root, Split::Validation, 0.2, 1).unwrap());
-        assert_ne!(val, load_reviews(&root, Split::Validation, 0.2, 2).unwrap());
+        assert_eq!(val, load_reviews(root, Split::Validation, 0.2, 1).unwrap());
+        assert_ne!(val, load_reviews(root, Split::Validation, 0.2, 2).unwrap());
     }
 
     #[test]
@@ -179,12 +179,12 @@ mod tests {
         let root = root_tmp.path();
         let bad = root.join("test/pos/3_9.txt");
         std::fs::write(&bad, b"fine\nstill fine\nbroken \xff here").unwrap();
-        let e = load_reviews(&root, Split::Test, 0.0, 0)
+        let e = load_reviews(root, Split::Test, 0.0, 0)
             .unwrap_err()
             .to_string();
         assert!(e.ends_with("3_9.txt:3: not UTF-8 (byte 23)"), "{e}");
         std::fs::remove_dir_all(root.join("train/neg")).unwrap();
-        let e = load_reviews(&root, Split::Train, 0.1, 0)
+        let e = load_reviews(root, Split::Train, 0.1, 0)
             .unwrap_err()
             .to_string();
         assert!(

@@ -361,7 +361,7 @@ mod tests {
         assert_eq!(back.get("b").unwrap().shape, vec![0]);
         assert_eq!(back.metadata().get("torch_version").unwrap(), "x");
         // No temporary file is left behind.
-        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        let left: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
         assert_eq!(left.len(), 1);
     }
 

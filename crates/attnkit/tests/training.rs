@@ -2,8 +2,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-
 use attnkit::tasks::counting::{CountConfig, CountTraining, Mixer};
 use attnkit::tasks::pe_regression::{PeRegressionConfig, PeRegressionTraining};
 use burn::prelude::*;
