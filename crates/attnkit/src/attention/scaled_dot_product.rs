@@ -5,8 +5,9 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
 use super::mask::AttentionMask;
-use super::softmax::masked_softmax;
-use crate::error::{Result, check_shape};
+use super::softmax::{attention_softmax_host, masked_softmax};
+use crate::error::{AttnError, Result, check_shape};
+use burn::tensor::DType;
 
 /// Configuration of [`ScaledDotProductAttention`].
 #[derive(Config, Debug)]
@@ -101,12 +102,26 @@ pub(crate) fn attend(
 ) -> Result<AttentionOutput<4, 4>> {
     let [b, _, lq, _] = query.dims();
     let lk = key.dims()[2];
-    let scores_mask = mask.to_scores_mask(b, lq, lk, &query.device())?;
     // Scale the queries before the product (one multiply per query element instead of
     // per score), in the same order as PyTorch's MultiheadAttention, so f32 results round
     // alike.
     let scores = query.mul_scalar(scale).matmul(key.swap_dims(2, 3));
-    let weights = masked_softmax(scores, scores_mask, 3);
+    let weights = if !scores.device().is_autodiff() && scores.dtype() == DType::F32 {
+        // Inference in f32: the same softmax on the host, with vectorised exponentials.
+        if let Some(p) = &mask.key_padding {
+            check_shape(
+                "key_padding_mask",
+                &p.dims(),
+                &[Some(b), Some(lk)],
+                &["B", "Lk"],
+            )?;
+        }
+        attention_softmax_host(scores, mask.key_padding.as_ref(), mask.causal)
+            .map_err(|e| AttnError::Config(format!("attention softmax: {e:?}")))?
+    } else {
+        let scores_mask = mask.to_scores_mask(b, lq, lk, &scores.device())?;
+        masked_softmax(scores, scores_mask, 3)
+    };
     let weights = match dropout {
         Some(d) => d.forward(weights),
         None => weights,
@@ -115,10 +130,16 @@ pub(crate) fn attend(
     Ok(AttentionOutput { context, weights })
 }
 
-/// The fused inference form of [`attend`]: the context only, by Burn's fused CPU attention
-/// kernel (tiled over keys with an online softmax once Lq·Lk passes 256 K scores; one
-/// score matrix per (batch, head) below that), threads over batch × heads. The weights
-/// `[B, H, Lq, Lk]` are never materialised. No dropout: callers use it for inference.
+/// Scores an inference call may hold at once (64 MB of f32) before it switches to the
+/// tiled kernel.
+pub(crate) const HOST_SOFTMAX_MAX_SCORES: usize = 1 << 24;
+
+/// The inference form of [`attend`]: the context only. Up to
+/// [`HOST_SOFTMAX_MAX_SCORES`] scores (f32) it is [`attend`] without the weights (two
+/// matrix products around a host softmax with vectorised exponentials: faster here);
+/// beyond, Burn's fused CPU attention kernel (tiled over keys with an online softmax,
+/// threads over batch × heads), so memory stays bounded and the `[B, H, Lq, Lk]` weights
+/// never exist. No dropout: callers use it for inference.
 ///
 /// Masks: a causal mask with Lq = Lk goes to the kernel as a flag (nothing is
 /// materialised); a key padding mask is broadcast to `[B, 1, Lq, Lk]` booleans (one byte
@@ -132,8 +153,13 @@ pub(crate) fn attend_fused(
     mask: &AttentionMask,
     scale: f64,
 ) -> Result<Tensor<4>> {
-    let [b, _, lq, _] = query.dims();
+    let [b, h, lq, _] = query.dims();
     let lk = key.dims()[2];
+    if b * h * lq * lk <= HOST_SOFTMAX_MAX_SCORES && query.dtype() == DType::F32 {
+        // Small enough to hold every score: two matrix products around the host softmax
+        // (vectorised exponentials) beat the kernel, whose exponentials are scalar.
+        return Ok(attend(query, key, value, mask, scale, None)?.context);
+    }
     let causal_flag = mask.causal && lq == lk;
     // What the flag cannot say goes in as booleans, shared by the heads.
     let bool_mask = AttentionMask {
