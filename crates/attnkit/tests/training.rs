@@ -6,6 +6,18 @@ use attnkit::tasks::counting::{CountConfig, CountTraining, Mixer};
 use attnkit::tasks::pe_regression::{PeRegressionConfig, PeRegressionTraining};
 use burn::prelude::*;
 
+/// Seeding a device seeds the generator every test in this process draws from (Burn's is
+/// per device, not per thread), so the tests here, which run on parallel threads, take
+/// turns: otherwise one test's draws land between another's seed and its parameters, and
+/// two runs with the same seed differ.
+static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    DEVICE_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A scratch folder, removed when dropped.
 fn scratch(tag: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
@@ -27,6 +39,7 @@ fn run_steps(run: &mut CountTraining, to: u64) {
 /// histories and held-out accuracy, for both mixers.
 #[test]
 fn resumed_runs_equal_uninterrupted_runs() {
+    let _turn = exclusive();
     let dir_tmp = scratch("resume");
     let dir = dir_tmp.path();
     for mixer in [Mixer::Attention, Mixer::Aaren] {
@@ -58,6 +71,7 @@ fn resumed_runs_equal_uninterrupted_runs() {
 
 #[test]
 fn bad_checkpoints_are_refused_with_the_file_name() {
+    let _turn = exclusive();
     let dir_tmp = scratch("refuse");
     let dir = dir_tmp.path();
     let device = Device::flex();
@@ -115,6 +129,7 @@ fn bad_checkpoints_are_refused_with_the_file_name() {
 
 #[test]
 fn pe_regression_learns_and_needs_positions() {
+    let _turn = exclusive();
     let device = Device::flex();
     let fit = |positional: bool| {
         let mut run = PeRegressionTraining::new(
@@ -156,6 +171,7 @@ fn pe_regression_learns_and_needs_positions() {
 /// built by mapping another tensor once silently lost its gradient).
 #[test]
 fn every_parameter_trains() {
+    let _turn = exclusive();
     use burn::module::{Module, ModuleVisitor, Param};
     #[derive(Default)]
     struct Snapshot(Vec<(bool, Vec<f32>)>);
