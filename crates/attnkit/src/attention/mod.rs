@@ -12,7 +12,9 @@
 //! | [`simplified`] | self-attention without Q/K/V projections | `[B, L, E]` → `[B, L, E]` |
 //! | [`external`] | two linear memories, double normalisation | `[B, N, d]` → `[B, N, d]` |
 //!
-//! Every softmax goes through [`softmax::masked_softmax`]: huge logits never overflow and
+//! Every softmax goes through [`softmax::masked_softmax`] or, for the `[B, H, Lq, Lk]`
+//! scores of scaled dot-product attention, [`softmax_op::attention_softmax`] (the same
+//! function as one operation with its own backward pass): huge logits never overflow and
 //! fully masked rows give zeros, never NaN.
 
 pub mod additive;
@@ -26,6 +28,7 @@ pub mod scaled_dot_product;
 pub mod self_attention_block;
 pub mod simplified;
 pub mod softmax;
+pub mod softmax_op;
 
 pub use additive::{AdditiveAttention, AdditiveAttentionConfig};
 pub use encoder_layer::{TransformerEncoderLayer, TransformerEncoderLayerConfig};
@@ -40,3 +43,4 @@ pub use scaled_dot_product::{
 pub use self_attention_block::{SelfAttentionBlock, SelfAttentionBlockConfig};
 pub use simplified::{SimplifiedSelfAttention, SimplifiedSelfAttentionConfig};
 pub use softmax::masked_softmax;
+pub use softmax_op::attention_softmax;

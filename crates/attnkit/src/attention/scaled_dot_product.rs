@@ -5,8 +5,8 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
 use super::mask::AttentionMask;
-use super::softmax::{attention_softmax_host, masked_softmax};
-use crate::error::{AttnError, Result, check_shape};
+use super::softmax_op::attention_softmax;
+use crate::error::{Result, check_shape};
 use burn::tensor::DType;
 
 /// Configuration of [`ScaledDotProductAttention`].
@@ -100,28 +100,13 @@ pub(crate) fn attend(
     scale: f64,
     dropout: Option<&Dropout>,
 ) -> Result<AttentionOutput<4, 4>> {
-    let [b, _, lq, _] = query.dims();
-    let lk = key.dims()[2];
     // Scale the queries before the product (one multiply per query element instead of
     // per score), in the same order as PyTorch's MultiheadAttention, so f32 results round
     // alike.
     let scores = query.mul_scalar(scale).matmul(key.swap_dims(2, 3));
-    let weights = if !scores.device().is_autodiff() && scores.dtype() == DType::F32 {
-        // Inference in f32: the same softmax on the host, with vectorised exponentials.
-        if let Some(p) = &mask.key_padding {
-            check_shape(
-                "key_padding_mask",
-                &p.dims(),
-                &[Some(b), Some(lk)],
-                &["B", "Lk"],
-            )?;
-        }
-        attention_softmax_host(scores, mask.key_padding.as_ref(), mask.causal)
-            .map_err(|e| AttnError::Config(format!("attention softmax: {e:?}")))?
-    } else {
-        let scores_mask = mask.to_scores_mask(b, lq, lk, &scores.device())?;
-        masked_softmax(scores, scores_mask, 3)
-    };
+    // One operation with its own backward pass (vectorised exponentials, one pass each
+    // way); f64 falls back to the composed ops inside.
+    let weights = attention_softmax(scores, mask.key_padding.as_ref(), mask.causal)?;
     let weights = match dropout {
         Some(d) => d.forward(weights),
         None => weights,

@@ -34,42 +34,68 @@ pub fn masked_softmax<const D: usize>(
     exp / sum
 }
 
-/// The inference form of [`masked_softmax`] over attention scores `[B, H, Lq, Lk]` (f32,
-/// on a device without autodiff): one pass per row on the host, rows spread over threads,
-/// in place over the scores' own buffer when the caller hands over a tensor it alone
-/// holds (a fresh product does). Burn's `exp` is scalar and is most of a softmax's time;
-/// here the maximum, the exponentials ([`expf_fast`](attnkit_kernels::math::expf_fast),
-/// within 2 ulp) and the sum run as SIMD loops.
+/// Masked softmax of f32 attention scores `[B, H, Lq, Lk]` laid out row-major in
+/// `values`, in place, rows spread over threads. Burn's `exp` is scalar and is most of a
+/// softmax's time; here the maximum, the exponentials
+/// ([`expf_fast`](attnkit_kernels::math::expf_fast), within 2 ulp) and the sum run as
+/// SIMD loops.
 ///
-/// - `scores`: `[B, H, Lq, Lk]`, f32
-/// - `key_padding`: `[B, Lk]`, `true` = ignore; `causal`: query i sees keys j <= i
-/// - returns: the weights, `[B, H, Lq, Lk]`; rows with every key masked are all zero
-pub(crate) fn attention_softmax_host(
-    scores: Tensor<4>,
-    key_padding: Option<&Tensor<2, Bool>>,
+/// - `key_padding`: `[B · Lk]`, `true` = ignore; `causal`: query i sees keys j <= i
+/// - rows with every key masked become all zero
+pub(crate) fn softmax_rows(
+    values: &mut [f32],
+    heads: usize,
+    len_q: usize,
+    len_k: usize,
+    key_padding: Option<&[bool]>,
     causal: bool,
-) -> Result<Tensor<4>, burn::tensor::DataError> {
+) {
     use rayon::prelude::*;
-    let device = scores.device();
-    let [_, h, lq, lk] = scores.dims();
-    let padding: Option<Vec<bool>> = match key_padding {
-        Some(m) => Some(m.clone().into_data().try_into_vec::<bool>()?),
-        None => None,
-    };
-    let mut data = scores.into_data();
-    let values = data.as_mut_slice::<f32>()?;
-    if lk > 0 {
-        values
-            .par_chunks_mut(lk)
-            .enumerate()
-            .for_each(|(row_index, row)| {
-                let i = row_index % lq;
-                let batch = row_index / (h * lq);
-                let pad = padding.as_ref().map(|p| &p[batch * lk..(batch + 1) * lk]);
-                softmax_row(row, pad, causal.then_some(i));
-            });
+    if len_k == 0 {
+        return;
     }
-    Ok(Tensor::from_data(data, &device))
+    values
+        .par_chunks_mut(len_k)
+        .enumerate()
+        .for_each(|(row_index, row)| {
+            let i = row_index % len_q;
+            let batch = row_index / (heads * len_q);
+            let pad = key_padding.map(|p| &p[batch * len_k..(batch + 1) * len_k]);
+            softmax_row(row, pad, causal.then_some(i));
+        });
+}
+
+/// The backward pass of a softmax over rows of `len_k`: `grad` (the gradient with respect
+/// to the weights) becomes the gradient with respect to the scores,
+/// p ⊙ (g − ⟨g, p⟩) per row, in place; `weights` are the forward pass's p.
+pub(crate) fn softmax_backward_rows(grad: &mut [f32], weights: &[f32], len_k: usize) {
+    use rayon::prelude::*;
+    assert_eq!(grad.len(), weights.len(), "softmax backward: shapes differ");
+    if len_k == 0 {
+        return;
+    }
+    grad.par_chunks_mut(len_k)
+        .zip(weights.par_chunks(len_k))
+        .for_each(|(g, p)| {
+            let mut lanes = [0.0f32; LANES];
+            let mut gc = g.chunks_exact(LANES);
+            let mut pc = p.chunks_exact(LANES);
+            for (gs, ps) in (&mut gc).zip(&mut pc) {
+                for ((acc, &gi), &pi) in lanes.iter_mut().zip(gs).zip(ps) {
+                    *acc += gi * pi;
+                }
+            }
+            let tail: f32 = gc
+                .remainder()
+                .iter()
+                .zip(pc.remainder())
+                .map(|(gi, pi)| gi * pi)
+                .sum();
+            let dot = lanes.iter().sum::<f32>() + tail;
+            for (gi, &pi) in g.iter_mut().zip(p) {
+                *gi = pi * (*gi - dot);
+            }
+        });
 }
 
 /// Lanes of the explicit reductions: wide enough for 256-bit registers, and written as
@@ -136,47 +162,6 @@ mod tests {
 
     fn vec(t: Tensor<2>) -> Vec<f32> {
         t.into_data().try_to_vec().unwrap()
-    }
-
-    /// The host form against the f64 oracle of the kernels crate within 1e-6 absolute
-    /// (weights are in [0, 1]), with padding, causal masks, a fully masked row, logits
-    /// up to 1e4 and a row length that is not a multiple of the lanes.
-    #[test]
-    fn host_form_matches_the_oracle() {
-        let device = Device::flex();
-        let (b, h, lq, lk) = (2, 3, 5, 13);
-        let mut rng = attnkit_kernels::rng::SplitMix64::new(5);
-        let scores: Vec<f32> = (0..b * h * lq * lk)
-            .map(|i| (rng.normal() * if i % 7 == 0 { 1e4 } else { 3.0 }) as f32)
-            .collect();
-        // Batch 1 has every key masked.
-        let pad: Vec<bool> = (0..b * lk).map(|j| j % 4 == 1 || j >= lk).collect();
-        for causal in [false, true] {
-            let got = attention_softmax_host(
-                Tensor::<4>::from_data(TensorData::new(scores.clone(), [b, h, lq, lk]), &device),
-                Some(&Tensor::from_data(
-                    TensorData::new(pad.clone(), [b, lk]),
-                    &device,
-                )),
-                causal,
-            )
-            .unwrap();
-            let got: Vec<f32> = got.into_data().try_to_vec().unwrap();
-            for (r, row) in scores.chunks(lk).enumerate() {
-                let (i, batch) = (r % lq, r / (h * lq));
-                let masked: Vec<bool> = (0..lk)
-                    .map(|j| pad[batch * lk + j] || (causal && j > i))
-                    .collect();
-                let mut want: Vec<f64> = row.iter().map(|&x| x as f64).collect();
-                attnkit_kernels::softmax::masked_softmax_in_place(&mut want, &masked).unwrap();
-                for (j, (g, w)) in got[r * lk..(r + 1) * lk].iter().zip(&want).enumerate() {
-                    assert!(
-                        (*g as f64 - w).abs() <= 1e-6,
-                        "causal {causal} row {r} key {j}: {g} vs {w}"
-                    );
-                }
-            }
-        }
     }
 
     #[test]
