@@ -4,7 +4,9 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use attnkit::aaren::{AarenConfig, AarenMode, TokenStream};
-use attnkit::attention::{AttentionMask, MultiHeadAttentionConfig};
+use attnkit::attention::{
+    AttentionMask, MultiHeadAttentionConfig, ScaledDotProductAttentionConfig,
+};
 use attnkit::tasks::counting::{CountConfig, CountTraining};
 use attnkit::train::{OptimizerConfig, materialize, mse};
 use attnkit_kernels::kv_cache::KvCacheDecoder;
@@ -329,20 +331,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             let qkv =
                 || Tensor::<4>::random([b, h, l, d], burn::tensor::Distribution::Default, &device);
             let (q, k, v) = (qkv(), qkv(), qkv());
-            let options = burn::tensor::ops::AttentionModuleOptions {
-                scale: None,
-                softcap: None,
-                is_causal: false,
-            };
+            let sdpa = ScaledDotProductAttentionConfig::new().init(&device);
             time_runs(args.runs, || {
-                sync(burn::tensor::module::attention(
-                    q.clone(),
-                    k.clone(),
-                    v.clone(),
-                    None,
-                    None,
-                    options,
-                ));
+                sync(sdpa.forward_context(q.clone(), k.clone(), v.clone(), None)?);
                 Ok(())
             })?
         }

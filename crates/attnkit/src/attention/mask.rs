@@ -70,6 +70,33 @@ impl AttentionMask {
             ),
         })
     }
+
+    /// The key padding mask on the host, `[B · Lk]` row-major (`true` = ignore), after
+    /// checking its shape; `None` without one.
+    pub(crate) fn host_key_padding(&self, batch: usize, len_k: usize) -> Result<Option<Vec<bool>>> {
+        self.key_padding
+            .as_ref()
+            .map(|m| key_padding_on_host(m, batch, len_k))
+            .transpose()
+    }
+}
+
+/// A key padding mask `[B, Lk]` on the host, row-major, after checking its shape.
+pub(crate) fn key_padding_on_host(
+    mask: &Tensor<2, Bool>,
+    batch: usize,
+    len_k: usize,
+) -> Result<Vec<bool>> {
+    check_shape(
+        "key_padding_mask",
+        &mask.dims(),
+        &[Some(batch), Some(len_k)],
+        &["B", "Lk"],
+    )?;
+    mask.clone()
+        .into_data()
+        .try_into_vec::<bool>()
+        .map_err(|e| AttnError::Config(format!("key_padding_mask: {e:?}")))
 }
 
 /// Converts a 0/1 float mask (1 = ignore) to a boolean mask, refusing other values.

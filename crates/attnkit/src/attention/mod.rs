@@ -29,6 +29,7 @@ pub mod self_attention_block;
 pub mod simplified;
 pub mod softmax;
 pub mod softmax_op;
+mod tiled;
 
 pub use additive::{AdditiveAttention, AdditiveAttentionConfig};
 pub use encoder_layer::{TransformerEncoderLayer, TransformerEncoderLayerConfig};

@@ -9,10 +9,12 @@
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Initializer};
 use burn::prelude::*;
+use burn::tensor::DType;
 
 use super::heads::{check_embedding, combine_heads, split_heads};
 use super::mask::AttentionMask;
-use super::scaled_dot_product::{attend, attend_fused};
+use super::scaled_dot_product::{attend, f32_slice};
+use super::tiled::{HeadLayout, TiledAttention};
 use crate::error::{AttnError, Result, check_shape};
 use crate::layers::TorchLinear;
 use crate::store::{TensorStore, TorchWeights, load_param};
@@ -160,10 +162,13 @@ impl MultiHeadAttention {
     /// - `mask`: key padding `[B, Lk]` (`true` = ignore) and/or causal
     /// - returns: `[B, Lq, E]`, [`forward`](Self::forward)'s `output` up to f32 rounding
     ///
-    /// On a device without autodiff (inference) the attention runs in one fused CPU kernel
-    /// (tiled over keys with an online softmax; threads over batch × heads) and the
-    /// weights are never materialised. On an autodiff device (training: gradients and
-    /// dropout need the weights) it computes [`forward`](Self::forward) and drops them.
+    /// On a device without autodiff (inference, f32) the attention runs in one fused,
+    /// tiled CPU kernel (online softmax over blocks of keys, threads over sequences ×
+    /// query blocks): the weights are never materialised, and the kernel reads Q, K and V
+    /// straight from the projections' `[B, L, E]` output and writes the heads side by
+    /// side for the output projection, so no head split or merge is copied. On an
+    /// autodiff device (training: gradients and dropout need the weights) it computes
+    /// [`forward`](Self::forward) and drops them.
     ///
     /// ```
     /// use attnkit::attention::{AttentionMask, MultiHeadAttentionConfig};
@@ -184,12 +189,7 @@ impl MultiHeadAttention {
         value: Tensor<3>,
         mask: &AttentionMask,
     ) -> Result<Tensor<3>> {
-        if query.device().is_autodiff() {
-            return Ok(self.forward(query, key, value, mask)?.output);
-        }
-        let (q, k, v) = self.project(query, key, value)?;
-        let context = attend_fused(q, k, v, mask, self.scale())?;
-        self.out_proj.forward(combine_heads(context))
+        self.context(query, Some((key, value)), mask)
     }
 
     /// Self-attention: [`forward`](Self::forward) with `x` as query, key and value.
@@ -201,28 +201,91 @@ impl MultiHeadAttention {
     }
 
     /// Self-attention without the weights: [`forward_context`](Self::forward_context)
-    /// with `x` as query, key and value.
+    /// with `x` as query, key and value (and one projection of `x` by the whole
+    /// `[3E, E]` input weight instead of three).
     ///
     /// - `x`: `[B, L, E]`
     /// - returns: `[B, L, E]`
     pub fn forward_self_context(&self, x: Tensor<3>, mask: &AttentionMask) -> Result<Tensor<3>> {
-        self.forward_context(x.clone(), x.clone(), x, mask)
+        self.context(x, None, mask)
+    }
+
+    /// [`forward_context`](Self::forward_context); `key_value: None` means self-attention.
+    fn context(
+        &self,
+        query: Tensor<3>,
+        key_value: Option<(Tensor<3>, Tensor<3>)>,
+        mask: &AttentionMask,
+    ) -> Result<Tensor<3>> {
+        if query.device().is_autodiff() || query.dtype() != DType::F32 {
+            let (key, value) = key_value.unwrap_or_else(|| (query.clone(), query.clone()));
+            return Ok(self.forward(query, key, value, mask)?.output);
+        }
+        let (e, h) = (self.embed_dim, self.num_heads);
+        let d = e / h;
+        let [b, lq, _] = query.dims();
+        let device = query.device();
+        let w = self.in_proj_weight.val();
+        let bias = self.in_proj_bias.as_ref().map(|p| p.val());
+        // Q, K and V as (which buffer, row width, first column): token-major rows with the
+        // heads side by side.
+        let (buffers, [q, k, v], lk) = match key_value {
+            None => {
+                check_embedding("query", &query, e)?;
+                // One product by the whole [3E, E] weight: rows [q | k | v].
+                let qkv = burn::tensor::module::linear(query, w.transpose(), bias).into_data();
+                (
+                    vec![qkv],
+                    [(0, 3 * e, 0), (0, 3 * e, e), (0, 3 * e, 2 * e)],
+                    lq,
+                )
+            }
+            Some((key, value)) => {
+                self.check_inputs(&query, &key, &value)?;
+                let lk = key.dims()[1];
+                let project = |x: Tensor<3>, block: usize| {
+                    let wb = w.clone().slice([block * e..(block + 1) * e, 0..e]);
+                    let bb = bias.clone().map(|b| b.narrow(0, block * e, e));
+                    burn::tensor::module::linear(x, wb.transpose(), bb).into_data()
+                };
+                let buffers = vec![project(query, 0), project(key, 1), project(value, 2)];
+                (buffers, [(0, e, 0), (1, e, 0), (2, e, 0)], lk)
+            }
+        };
+        let key_padding = mask.host_key_padding(b, lk)?;
+        let context = TiledAttention {
+            query: f32_slice(&buffers[q.0], "query")?,
+            query_layout: HeadLayout::token_major(lq, q.1, q.2, d),
+            key: f32_slice(&buffers[k.0], "key")?,
+            key_layout: HeadLayout::token_major(lk, k.1, k.2, d),
+            value: f32_slice(&buffers[v.0], "value")?,
+            value_layout: HeadLayout::token_major(lk, v.1, v.2, d),
+            batch: b,
+            heads: h,
+            len_q: lq,
+            len_k: lk,
+            dim: d,
+            value_dim: d,
+            scale: self.scale() as f32,
+            key_padding: key_padding.as_deref(),
+            causal: mask.causal,
+        }
+        .run();
+        self.out_proj.forward(Tensor::from_data(
+            TensorData::new(context, [b, lq, e]),
+            &device,
+        ))
     }
 
     fn scale(&self) -> f64 {
         1.0 / ((self.embed_dim / self.num_heads) as f64).sqrt()
     }
 
-    /// Checks the shapes and projects: `[B, L, E]` each → Q, K, V `[B, H, L, E/H]`.
-    fn project(
-        &self,
-        query: Tensor<3>,
-        key: Tensor<3>,
-        value: Tensor<3>,
-    ) -> Result<(Tensor<4>, Tensor<4>, Tensor<4>)> {
+    /// Checks that query `[B, Lq, E]`, key `[B, Lk, E]` and value `[B, Lk, E]` agree.
+    fn check_inputs(&self, query: &Tensor<3>, key: &Tensor<3>, value: &Tensor<3>) -> Result<()> {
         let e = self.embed_dim;
-        check_embedding("query", &query, e)?;
-        check_embedding("key", &key, e)?;
+        check_embedding("query", query, e)?;
+        check_embedding("key", key, e)?;
         let [b, _, _] = query.dims();
         let lk = key.dims()[1];
         check_shape(
@@ -236,7 +299,18 @@ impl MultiHeadAttention {
             &value.dims(),
             &[Some(b), Some(lk), Some(e)],
             &["B", "Lk", "E"],
-        )?;
+        )
+    }
+
+    /// Checks the shapes and projects: `[B, L, E]` each → Q, K, V `[B, H, L, E/H]`.
+    fn project(
+        &self,
+        query: Tensor<3>,
+        key: Tensor<3>,
+        value: Tensor<3>,
+    ) -> Result<(Tensor<4>, Tensor<4>, Tensor<4>)> {
+        self.check_inputs(&query, &key, &value)?;
+        let e = self.embed_dim;
         let w = self.in_proj_weight.val();
         let bias = self.in_proj_bias.as_ref().map(|p| p.val());
         let project = |x: Tensor<3>, block: usize| {
@@ -405,11 +479,12 @@ mod tests {
         );
     }
 
-    /// The fused path against the f64 oracle within 1e-5 absolute (outputs are O(1)), in
-    /// both of the kernel's regimes: one score matrix per head (Lq·Lk <= 256 K) and tiles
-    /// over keys with an online softmax (Lq·Lk > 256 K), with padding, causal masks (also
-    /// Lq != Lk, top-left aligned) and a sequence whose keys are all padding; and against
-    /// `forward`'s output.
+    /// The fused path against the f64 oracle within 1e-5 absolute (outputs are O(1)):
+    /// lengths across the kernel's query and key blocks (520 > 256 keys, 7 query blocks),
+    /// padding, causal masks (also Lq != Lk, top-left aligned) and a sequence whose keys
+    /// are all padding; cross-attention through `forward_context` (three projections) and,
+    /// where Lq = Lk, self-attention through `forward_self_context` (one fused projection)
+    /// with the query as input; and against `forward`'s output.
     #[test]
     fn fused_inference_matches_the_oracle() {
         // Batch 1's keys are all padding: its queries get a zero context.
@@ -439,9 +514,22 @@ mod tests {
                 .unwrap();
             let full = c
                 .mha
-                .forward(c.query, c.kv.clone(), c.kv, &c.mask)
+                .forward(c.query.clone(), c.kv.clone(), c.kv, &c.mask)
                 .unwrap()
                 .output;
+            if shape.1 == shape.2 {
+                // Self-attention on the query: its own oracle is forward_self.
+                let own = c
+                    .mha
+                    .forward_self_context(c.query.clone(), &c.mask)
+                    .unwrap();
+                let want = c.mha.forward_self(c.query.clone(), &c.mask).unwrap().output;
+                let err = max_diff(
+                    &host(own.reshape([c.rows, 8])),
+                    &host(want.reshape([c.rows, 8])),
+                );
+                assert!(err < 1e-5, "case {i} {shape:?} self-attention: {err:e}");
+            }
             let fused = host(fused.reshape([c.rows, 8]));
             let full = host(full.reshape([c.rows, 8]));
             let (vs_oracle, vs_forward) =

@@ -6,7 +6,8 @@ use burn::prelude::*;
 
 use super::mask::AttentionMask;
 use super::softmax_op::attention_softmax;
-use crate::error::{Result, check_shape};
+use super::tiled::{HeadLayout, TiledAttention};
+use crate::error::{AttnError, Result, check_shape};
 use burn::tensor::DType;
 
 /// Configuration of [`ScaledDotProductAttention`].
@@ -69,6 +70,57 @@ impl ScaledDotProductAttention {
         value: Tensor<4>,
         key_padding_mask: Option<Tensor<2, Bool>>,
     ) -> Result<AttentionOutput<4, 4>> {
+        let (mask, scale) = self.prepare(&query, &key, &value, key_padding_mask)?;
+        attend(query, key, value, &mask, scale, Some(&self.dropout))
+    }
+
+    /// The context alone, for inference: the fused, tiled CPU kernel (online softmax over
+    /// blocks of keys), so the `[B, H, Lq, Lk]` scores and weights never exist and memory
+    /// stays linear in the lengths. On an autodiff device (training) it is
+    /// [`forward`](Self::forward) without the weights.
+    ///
+    /// - `query`: `[B, H, Lq, D]`
+    /// - `key`: `[B, H, Lk, D]`
+    /// - `value`: `[B, H, Lk, Dv]`
+    /// - `key_padding_mask`: `[B, Lk]`, `true` = ignore this key
+    /// - returns: the context `[B, H, Lq, Dv]`, [`forward`](Self::forward)'s up to f32
+    ///   rounding
+    ///
+    /// ```
+    /// use attnkit::attention::ScaledDotProductAttentionConfig;
+    /// use burn::prelude::*;
+    ///
+    /// let device = Device::flex();
+    /// let sdpa = ScaledDotProductAttentionConfig::new().with_causal(true).init(&device);
+    /// let qkv = || Tensor::<4>::random([2, 4, 300, 8], burn::tensor::Distribution::Default, &device);
+    /// let (q, k, v) = (qkv(), qkv(), qkv());
+    /// let fused = sdpa.forward_context(q.clone(), k.clone(), v.clone(), None)?;
+    /// let full = sdpa.forward(q, k, v, None)?.context;
+    /// assert!(fused.sub(full).abs().max().into_scalar::<f32>() < 1e-5);
+    /// # Ok::<(), attnkit::AttnError>(())
+    /// ```
+    pub fn forward_context(
+        &self,
+        query: Tensor<4>,
+        key: Tensor<4>,
+        value: Tensor<4>,
+        key_padding_mask: Option<Tensor<2, Bool>>,
+    ) -> Result<Tensor<4>> {
+        if query.device().is_autodiff() {
+            return Ok(self.forward(query, key, value, key_padding_mask)?.context);
+        }
+        let (mask, scale) = self.prepare(&query, &key, &value, key_padding_mask)?;
+        attend_fused(query, key, value, &mask, scale)
+    }
+
+    /// Checks the shapes; returns the mask and the scale.
+    fn prepare(
+        &self,
+        query: &Tensor<4>,
+        key: &Tensor<4>,
+        value: &Tensor<4>,
+        key_padding_mask: Option<Tensor<2, Bool>>,
+    ) -> Result<(AttentionMask, f64)> {
         let [b, h, _, d] = query.dims();
         check_shape(
             "key",
@@ -85,8 +137,15 @@ impl ScaledDotProductAttention {
         )?;
         let mut mask = AttentionMask::none().with_causal(self.causal);
         mask.key_padding = key_padding_mask;
-        let scale = self.scale.unwrap_or(1.0 / (d as f64).sqrt());
-        attend(query, key, value, &mask, scale, Some(&self.dropout))
+        if let Some(p) = &mask.key_padding {
+            check_shape(
+                "key_padding_mask",
+                &p.dims(),
+                &[Some(b), Some(lk)],
+                &["B", "Lk"],
+            )?;
+        }
+        Ok((mask, self.scale.unwrap_or(1.0 / (d as f64).sqrt())))
     }
 }
 
@@ -115,22 +174,12 @@ pub(crate) fn attend(
     Ok(AttentionOutput { context, weights })
 }
 
-/// Scores an inference call may hold at once (64 MB of f32) before it switches to the
-/// tiled kernel.
-pub(crate) const HOST_SOFTMAX_MAX_SCORES: usize = 1 << 24;
-
-/// The inference form of [`attend`]: the context only. Up to
-/// [`HOST_SOFTMAX_MAX_SCORES`] scores (f32) it is [`attend`] without the weights (two
-/// matrix products around a host softmax with vectorised exponentials: faster here);
-/// beyond, Burn's fused CPU attention kernel (tiled over keys with an online softmax,
-/// threads over batch × heads), so memory stays bounded and the `[B, H, Lq, Lk]` weights
-/// never exist. No dropout: callers use it for inference.
-///
-/// Masks: a causal mask with Lq = Lk goes to the kernel as a flag (nothing is
-/// materialised); a key padding mask is broadcast to `[B, 1, Lq, Lk]` booleans (one byte
-/// per score per sequence, shared by the heads); a causal mask with Lq ≠ Lk is
-/// top-left aligned here but bottom-right in the kernel, so it is passed as booleans too.
-/// A query whose keys are all masked gets a zero context, as in [`attend`].
+/// The inference form of [`attend`]: the context only, by the fused tiled kernel
+/// ([`super::tiled`]: online softmax over key blocks, no `[B, H, Lq, Lk]` scores or
+/// weights, threads over sequences × query blocks). Falls back to [`attend`] on autodiff
+/// devices (training needs the weights) and for float types other than f32. No dropout:
+/// callers use it for inference. A query whose keys are all masked gets a zero context,
+/// as in [`attend`]; the masks follow [`AttentionMask`] (causal is top-left aligned).
 pub(crate) fn attend_fused(
     query: Tensor<4>,
     key: Tensor<4>,
@@ -138,29 +187,41 @@ pub(crate) fn attend_fused(
     mask: &AttentionMask,
     scale: f64,
 ) -> Result<Tensor<4>> {
-    let [b, h, lq, _] = query.dims();
-    let lk = key.dims()[2];
-    if b * h * lq * lk <= HOST_SOFTMAX_MAX_SCORES && query.dtype() == DType::F32 {
-        // Small enough to hold every score: two matrix products around the host softmax
-        // (vectorised exponentials) beat the kernel, whose exponentials are scalar.
+    if query.device().is_autodiff() || query.dtype() != DType::F32 {
         return Ok(attend(query, key, value, mask, scale, None)?.context);
     }
-    let causal_flag = mask.causal && lq == lk;
-    // What the flag cannot say goes in as booleans, shared by the heads.
-    let bool_mask = AttentionMask {
-        key_padding: mask.key_padding.clone(),
-        causal: mask.causal && !causal_flag,
+    let [b, h, lq, d] = query.dims();
+    let lk = key.dims()[2];
+    let dv = value.dims()[3];
+    let key_padding = mask.host_key_padding(b, lk)?;
+    let device = query.device();
+    let (q, k, v) = (query.into_data(), key.into_data(), value.into_data());
+    let context = TiledAttention {
+        query: f32_slice(&q, "query")?,
+        query_layout: HeadLayout::head_major(h, lq, d),
+        key: f32_slice(&k, "key")?,
+        key_layout: HeadLayout::head_major(h, lk, d),
+        value: f32_slice(&v, "value")?,
+        value_layout: HeadLayout::head_major(h, lk, dv),
+        batch: b,
+        heads: h,
+        len_q: lq,
+        len_k: lk,
+        dim: d,
+        value_dim: dv,
+        scale: scale as f32,
+        key_padding: key_padding.as_deref(),
+        causal: mask.causal,
     }
-    .to_scores_mask(b, lq, lk, &query.device())?
-    .map(|m| m.expand([b, 1, lq, lk]));
-    let options = burn::tensor::ops::AttentionModuleOptions {
-        scale: Some(scale),
-        softcap: None,
-        is_causal: causal_flag,
-    };
-    Ok(burn::tensor::module::attention(
-        query, key, value, bool_mask, None, options,
-    ))
+    .run();
+    // The kernel writes [B, Lq, H, Dv]; the heads axis goes back in front as a view.
+    Ok(Tensor::<4>::from_data(TensorData::new(context, [b, lq, h, dv]), &device).swap_dims(1, 2))
+}
+
+/// The f32 values of host data, or an error naming the operand.
+pub(crate) fn f32_slice<'a>(data: &'a TensorData, name: &str) -> Result<&'a [f32]> {
+    data.as_slice::<f32>()
+        .map_err(|e| AttnError::Config(format!("{name}: expected f32 values: {e:?}")))
 }
 
 #[cfg(test)]
@@ -230,6 +291,15 @@ mod tests {
                     t4(&q, [b, h, lq, d]),
                     t4(&k, [b, h, lk, d]),
                     t4(&v, [b, h, lk, dv]),
+                    Some(mask.clone()),
+                )
+                .unwrap();
+            // The fused kernel: the same context without the weights.
+            let fused = module
+                .forward_context(
+                    t4(&q, [b, h, lq, d]),
+                    t4(&k, [b, h, lk, d]),
+                    t4(&v, [b, h, lk, dv]),
                     Some(mask),
                 )
                 .unwrap();
@@ -237,6 +307,7 @@ mod tests {
             let tol = 1e-5 * logit_scale * logit_scale;
             assert!(max_err(out.context, &want.output) <= tol, "case {case}");
             assert!(max_err(out.weights, &want.weights) <= tol, "case {case}");
+            assert!(max_err(fused, &want.output) <= tol, "case {case}: fused");
         }
     }
 

@@ -31,8 +31,9 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_e
 use burn::prelude::*;
 use burn::tensor::DType;
 
+use super::mask::{AttentionMask, key_padding_on_host};
 use super::softmax::{masked_softmax, softmax_backward_rows, softmax_rows};
-use crate::error::{AttnError, Result, check_shape};
+use crate::error::Result;
 
 /// Which scores a row may not see: key padding per sequence and a causal limit.
 #[derive(Debug, Clone, Default)]
@@ -161,36 +162,25 @@ pub fn attention_softmax(
     causal: bool,
 ) -> Result<Tensor<4>> {
     let [b, _, lq, lk] = scores.dims();
-    if let Some(p) = key_padding {
-        check_shape(
-            "key_padding_mask",
-            &p.dims(),
-            &[Some(b), Some(lk)],
-            &["B", "Lk"],
-        )?;
-    }
+    let key_padding = key_padding
+        .map(|p| key_padding_on_host(p, b, lk))
+        .transpose()?;
     if scores.dtype() != DType::F32 {
-        let mask = super::mask::AttentionMask {
-            key_padding: key_padding.cloned(),
+        let device = scores.device();
+        let mask = AttentionMask {
+            key_padding: key_padding
+                .map(|p| Tensor::<2, Bool>::from_data(TensorData::new(p, [b, lk]), &device)),
             causal,
         }
-        .to_scores_mask(b, lq, lk, &scores.device())?;
+        .to_scores_mask(b, lq, lk, &device)?;
         return Ok(masked_softmax(scores, mask, 3));
     }
-    let key_padding = match key_padding {
-        Some(p) => Some(Arc::from(
-            p.clone()
-                .into_data()
-                .try_into_vec::<bool>()
-                .map_err(|e| AttnError::Config(format!("key padding mask: {e:?}")))?,
-        )),
-        None => None,
-    };
     let mask = SoftmaxMask {
-        key_padding,
+        key_padding: key_padding.map(Arc::from),
         causal,
     };
-    let weights = <Dispatch as AttentionSoftmaxOps>::attention_softmax(scores.into_dispatch(), mask);
+    let weights =
+        <Dispatch as AttentionSoftmaxOps>::attention_softmax(scores.into_dispatch(), mask);
     Ok(Tensor::from_dispatch(weights))
 }
 
@@ -246,14 +236,13 @@ mod tests {
         out
     }
 
-    fn run(
-        device: &Device,
-        scores: &[f32],
-        pad: &[bool],
-        causal: bool,
-    ) -> (Tensor<4>, Vec<f32>) {
+    fn run(device: &Device, scores: &[f32], pad: &[bool], causal: bool) -> (Tensor<4>, Vec<f32>) {
         let s = Tensor::<4>::from_data(TensorData::new(scores.to_vec(), [B, H, LQ, LK]), device);
-        let s = if device.is_autodiff() { s.require_grad() } else { s };
+        let s = if device.is_autodiff() {
+            s.require_grad()
+        } else {
+            s
+        };
         let p = Tensor::<2, Bool>::from_data(TensorData::new(pad.to_vec(), [B, LK]), device);
         let w = attention_softmax(s.clone(), Some(&p), causal).unwrap();
         (s, w.into_data().try_to_vec().unwrap())
@@ -295,16 +284,24 @@ mod tests {
         let mut rng = SplitMix64::new(12);
         let r: Vec<f64> = (0..x.len()).map(|_| rng.normal()).collect();
         let loss = |s: &[f64], pad: &[bool], causal: bool| -> f64 {
-            oracle(s, pad, causal).iter().zip(&r).map(|(w, r)| w * r).sum()
+            oracle(s, pad, causal)
+                .iter()
+                .zip(&r)
+                .map(|(w, r)| w * r)
+                .sum()
         };
         for pad in [padding(), padding_all()] {
             for causal in [false, true] {
                 let (s, _) = run(&device, &x, &pad, causal);
                 let rt = Tensor::<4>::from_data(
-                    TensorData::new(r.iter().map(|&v| v as f32).collect::<Vec<_>>(), [B, H, LQ, LK]),
+                    TensorData::new(
+                        r.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                        [B, H, LQ, LK],
+                    ),
                     &device,
                 );
-                let p = Tensor::<2, Bool>::from_data(TensorData::new(pad.clone(), [B, LK]), &device);
+                let p =
+                    Tensor::<2, Bool>::from_data(TensorData::new(pad.clone(), [B, LK]), &device);
                 let w = attention_softmax(s.clone(), Some(&p), causal).unwrap();
                 let grads = (w * rt).sum().backward();
                 let got: Vec<f32> = s.grad(&grads).unwrap().into_data().try_to_vec().unwrap();
@@ -348,7 +345,7 @@ mod tests {
                 .into_data()
                 .try_to_vec()
                 .unwrap();
-            let mask = super::super::mask::AttentionMask {
+            let mask = AttentionMask {
                 key_padding: Some(p.clone()),
                 causal,
             }
@@ -362,7 +359,10 @@ mod tests {
                 .try_to_vec()
                 .unwrap();
             for (k, (a, b)) in g1.iter().zip(&g2).enumerate() {
-                assert!((a - b).abs() <= 1e-6, "causal {causal} entry {k}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() <= 1e-6,
+                    "causal {causal} entry {k}: {a} vs {b}"
+                );
             }
         }
     }
@@ -371,8 +371,13 @@ mod tests {
     fn wrong_padding_shape_is_an_error() {
         let device = Device::flex();
         let s = Tensor::<4>::zeros([B, H, LQ, LK], &device);
-        let p = Tensor::<2, Bool>::from_data(TensorData::new(vec![false; LK + 1], [1, LK + 1]), &device);
-        let err = attention_softmax(s, Some(&p), false).unwrap_err().to_string();
+        let p = Tensor::<2, Bool>::from_data(
+            TensorData::new(vec![false; LK + 1], [1, LK + 1]),
+            &device,
+        );
+        let err = attention_softmax(s, Some(&p), false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("key_padding_mask"), "{err}");
     }
 }
