@@ -209,16 +209,22 @@ impl pulp::WithSimd for QueryBlock<'_, '_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        // Four tile rows: eight 8-lane accumulators (AVX2) or four 16-lane ones
-        // (AVX-512); with eight rows the compiler spills or serialises the sums.
-        self.run::<4>();
+        // Four tile rows: eight 8-lane accumulators (AVX2), or with 16-lane vectors
+        // (AVX-512, 32 registers) two panels side by side for eight. With eight rows of
+        // one panel the compiler spills or serialises the sums.
+        if S::F32_LANES >= 16 {
+            self.run::<4, true>();
+        } else {
+            self.run::<4, false>();
+        }
     }
 }
 
 impl QueryBlock<'_, '_> {
-    /// The task with a register tile of `MR` rows (see [`tile`]).
+    /// The task with a register tile of `MR` rows (see [`tile`]), two panels wide when
+    /// `PAIR` ([`tile_pair`]).
     #[inline(always)]
-    fn run<const MR: usize>(self) {
+    fn run<const MR: usize, const PAIR: bool>(self) {
         let QueryBlock {
             attention: a,
             packed,
@@ -268,46 +274,85 @@ impl QueryBlock<'_, '_> {
             for j0 in (0..len_k).step_by(BLOCK_K) {
                 let n = BLOCK_K.min(len_k - j0);
                 let n_p = round_up(n, NR);
-                for g in 0..rows_p / NR {
-                    let q_panel = &q[g * d * NR..(g + 1) * d * NR];
-                    let p_panel = &mut p[g * n_p * NR..(g + 1) * n_p * NR];
-                    // Sᵀ = K·Qᵀ in tiles of MR keys × NR queries: each tile is MR rows of
-                    // the weights panel.
+                let panels = rows_p / NR;
+                let q_panel = |g: usize| &q[g * d * NR..(g + 1) * d * NR];
+                // Sᵀ = K·Qᵀ in tiles of MR keys × NR queries (× 2 panels when `PAIR`): each
+                // tile is MR rows of a weights panel.
+                let mut g = 0;
+                while g < panels {
+                    let pair = PAIR && g + 1 < panels;
                     for r0 in (0..n_p).step_by(MR) {
                         let key = j0 + r0;
                         let k_panel = &kt[(key / NR) * d * NR..(key / NR + 1) * d * NR];
-                        let acc = tile::<MR>(k_panel, key % NR, q_panel, [[0.0; NR]; MR]);
-                        for (dst, src) in p_panel[r0 * NR..(r0 + MR) * NR]
-                            .chunks_exact_mut(NR)
-                            .zip(&acc)
+                        let zero = [[0.0f32; NR]; MR];
+                        let (acc0, acc1) = if pair {
+                            tile_pair(k_panel, key % NR, q_panel(g), q_panel(g + 1), zero, zero)
+                        } else {
+                            (tile(k_panel, key % NR, q_panel(g), zero), zero)
+                        };
+                        for (gg, acc) in [(g, acc0), (g + 1, acc1)]
+                            .into_iter()
+                            .take(1 + pair as usize)
                         {
-                            dst.copy_from_slice(src);
+                            let rows = &mut p[(gg * n_p + r0) * NR..(gg * n_p + r0 + MR) * NR];
+                            for (dst, src) in rows.chunks_exact_mut(NR).zip(&acc) {
+                                dst.copy_from_slice(src);
+                            }
                         }
                     }
-                    let first_query = first + g * NR;
+                    g += 1 + pair as usize;
+                }
+                for g in 0..panels {
+                    let p_panel = &mut p[g * n_p * NR..(g + 1) * n_p * NR];
                     online_softmax(
                         p_panel,
                         n,
                         padding.map(|pad| &pad[j0..j0 + n]),
-                        a.causal.then_some((j0, first_query)),
+                        a.causal.then_some((j0, first + g * NR)),
                         &mut max[g * NR..(g + 1) * NR],
                         &mut sum[g * NR..(g + 1) * NR],
                         &mut o[g * NR * dv_p..(g + 1) * NR * dv_p],
                         dv_p,
                     );
-                    // O += P·V in tiles of MR queries × NR value columns.
+                    // O += P·V in tiles of MR queries × NR value columns (× 2 strips when
+                    // `PAIR`).
+                    let p_panel = &p_panel[..n_p * NR];
+                    let strips = dv_p / NR;
+                    let v_panel = |t: usize| &v[t * len_k_p * NR + j0 * NR..][..n_p * NR];
                     for r0 in (0..NR).step_by(MR) {
-                        for t in 0..dv_p / NR {
-                            let v_panel = &v[t * len_k_p * NR + j0 * NR..];
-                            let mut acc = [[0.0f32; NR]; MR];
-                            let o_rows = &mut o[(g * NR + r0) * dv_p..(g * NR + r0 + MR) * dv_p];
-                            for (acc_row, o_row) in acc.iter_mut().zip(o_rows.chunks_exact(dv_p)) {
-                                acc_row.copy_from_slice(&o_row[t * NR..(t + 1) * NR]);
+                        let o_rows = &mut o[(g * NR + r0) * dv_p..(g * NR + r0 + MR) * dv_p];
+                        let mut t = 0;
+                        while t < strips {
+                            let pair = PAIR && t + 1 < strips;
+                            let load = |t: usize, o_rows: &[f32]| {
+                                let mut acc = [[0.0f32; NR]; MR];
+                                for (acc_row, o_row) in
+                                    acc.iter_mut().zip(o_rows.chunks_exact(dv_p))
+                                {
+                                    acc_row.copy_from_slice(&o_row[t * NR..(t + 1) * NR]);
+                                }
+                                acc
+                            };
+                            let (acc0, acc1) = if pair {
+                                let (a0, a1) = (load(t, o_rows), load(t + 1, o_rows));
+                                tile_pair(p_panel, r0, v_panel(t), v_panel(t + 1), a0, a1)
+                            } else {
+                                (
+                                    tile(p_panel, r0, v_panel(t), load(t, o_rows)),
+                                    [[0.0; NR]; MR],
+                                )
+                            };
+                            for (tt, acc) in [(t, acc0), (t + 1, acc1)]
+                                .into_iter()
+                                .take(1 + pair as usize)
+                            {
+                                for (acc_row, o_row) in
+                                    acc.iter().zip(o_rows.chunks_exact_mut(dv_p))
+                                {
+                                    o_row[tt * NR..(tt + 1) * NR].copy_from_slice(acc_row);
+                                }
                             }
-                            let acc = tile(&p_panel[..n_p * NR], r0, &v_panel[..n_p * NR], acc);
-                            for (acc_row, o_row) in acc.iter().zip(o_rows.chunks_exact_mut(dv_p)) {
-                                o_row[t * NR..(t + 1) * NR].copy_from_slice(acc_row);
-                            }
+                            t += 1 + pair as usize;
                         }
                     }
                 }
@@ -431,6 +476,39 @@ fn tile<const MR: usize>(
     acc
 }
 
+/// [`tile`] against two B panels at once: twice the accumulators for the same
+/// broadcasts (for 16-lane vectors, where one panel row is one register).
+#[inline(always)]
+fn tile_pair<const MR: usize>(
+    a: &[f32],
+    offset: usize,
+    b0: &[f32],
+    b1: &[f32],
+    mut acc0: [[f32; NR]; MR],
+    mut acc1: [[f32; NR]; MR],
+) -> ([[f32; NR]; MR], [[f32; NR]; MR]) {
+    let steps = a
+        .chunks_exact(NR)
+        .zip(b0.chunks_exact(NR))
+        .zip(b1.chunks_exact(NR));
+    for ((a_step, b0_row), b1_row) in steps {
+        let xs: &[f32; MR] = a_step[offset..offset + MR]
+            .try_into()
+            .expect("MR divides NR");
+        let y0: &[f32; NR] = b0_row.try_into().expect("a whole panel row");
+        let y1: &[f32; NR] = b1_row.try_into().expect("a whole panel row");
+        for ((row0, row1), &x) in acc0.iter_mut().zip(acc1.iter_mut()).zip(xs) {
+            for (s, &y) in row0.iter_mut().zip(y0) {
+                *s = x.mul_add(y, *s);
+            }
+            for (s, &y) in row1.iter_mut().zip(y1) {
+                *s = x.mul_add(y, *s);
+            }
+        }
+    }
+    (acc0, acc1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,7 +604,7 @@ mod tests {
         worst
     }
 
-    /// Sizes that cross both block sizes and fill no register tile (D 5, Dv 7, Lq 70,
+    /// Sizes that cross both block sizes and fill no register tile (D 5, Dv 7 or 40, Lq 70,
     /// Lk 300), with and without a causal mask, key padding that leaves one sequence
     /// with no visible key, Lq ≠ Lk (causal top-left) and logits far apart (queries with
     /// spread 30, so the running maximum jumps between key blocks). Tolerance: 1e-5
@@ -534,13 +612,15 @@ mod tests {
     #[test]
     fn matches_the_oracle_across_blocks_and_masks() {
         let padding: Vec<bool> = (0..2 * 300).map(|j| j % 5 == 2 || j >= 300).collect();
-        for (n, (causal, padding, len_q, spread)) in [
-            (false, None, 70, 1.0),
-            (true, None, 70, 1.0),
-            (false, Some(padding.clone()), 70, 1.0),
-            (true, Some(padding.clone()), 70, 30.0),
-            (true, None, 300, 30.0),
-            (false, None, 1, 1.0),
+        for (n, (causal, padding, len_q, spread, value_dim)) in [
+            (false, None, 70, 1.0, 7),
+            (true, None, 70, 1.0, 7),
+            (false, Some(padding.clone()), 70, 1.0, 7),
+            (true, Some(padding.clone()), 70, 30.0, 7),
+            (true, None, 300, 30.0, 7),
+            (false, None, 1, 1.0, 7),
+            // Three value panels: two side by side and one alone.
+            (true, Some(padding.clone()), 70, 1.0, 40),
         ]
         .into_iter()
         .enumerate()
@@ -551,7 +631,7 @@ mod tests {
                 len_q,
                 len_k: 300,
                 dim: 5,
-                value_dim: 7,
+                value_dim,
                 causal,
                 padding,
                 spread,
