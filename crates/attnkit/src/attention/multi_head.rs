@@ -17,6 +17,7 @@ use super::scaled_dot_product::{attend, f32_slice};
 use super::tiled::{HeadLayout, TiledAttention};
 use crate::error::{AttnError, Result, check_shape};
 use crate::layers::TorchLinear;
+use crate::layers::linear::torch_linear;
 use crate::store::{TensorStore, TorchWeights, load_param};
 
 /// Configuration of [`MultiHeadAttention`].
@@ -233,7 +234,7 @@ impl MultiHeadAttention {
             None => {
                 check_embedding("query", &query, e)?;
                 // One product by the whole [3E, E] weight: rows [q | k | v].
-                let qkv = burn::tensor::module::linear(query, w.transpose(), bias).into_data();
+                let qkv = torch_linear(query, w, bias).into_data();
                 (
                     vec![qkv],
                     [(0, 3 * e, 0), (0, 3 * e, e), (0, 3 * e, 2 * e)],
@@ -246,7 +247,7 @@ impl MultiHeadAttention {
                 let project = |x: Tensor<3>, block: usize| {
                     let wb = w.clone().slice([block * e..(block + 1) * e, 0..e]);
                     let bb = bias.clone().map(|b| b.narrow(0, block * e, e));
-                    burn::tensor::module::linear(x, wb.transpose(), bb).into_data()
+                    torch_linear(x, wb, bb).into_data()
                 };
                 let buffers = vec![project(query, 0), project(key, 1), project(value, 2)];
                 (buffers, [(0, e, 0), (1, e, 0), (2, e, 0)], lk)
@@ -316,7 +317,7 @@ impl MultiHeadAttention {
         let project = |x: Tensor<3>, block: usize| {
             let wb = w.clone().slice([block * e..(block + 1) * e, 0..e]);
             let bb = bias.clone().map(|b| b.narrow(0, block * e, e));
-            burn::tensor::module::linear(x, wb.transpose(), bb)
+            torch_linear(x, wb, bb)
         };
         Ok((
             split_heads(project(query, 0), self.num_heads)?,

@@ -76,12 +76,36 @@ impl TorchLinear {
         let mut names = ["…"; D];
         names[D - 1] = "d_input";
         check_shape("linear input", &dims, &expected, &names)?;
-        Ok(burn::tensor::module::linear(
+        Ok(torch_linear(
             x,
-            self.weight.val().transpose(),
+            self.weight.val(),
             self.bias.as_ref().map(|b| b.val()),
         ))
     }
+}
+
+/// x·Wᵀ + b over the last axis with a weight in PyTorch's `[out, in]` layout (shapes
+/// checked by the caller): the rows of x as one `[N, in]` matrix times the transposed
+/// weight as a view. Burn's `linear` makes the transposed weight contiguous on every call
+/// (a copy of the whole weight); the matrix product reads the strides directly.
+///
+/// - `x`: `[..., in]`; `weight`: `[out, in]`; `bias`: `[out]`
+/// - returns: `[..., out]`
+pub(crate) fn torch_linear<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Tensor<D> {
+    let mut dims = x.dims();
+    let [d_out, d_in] = weight.dims();
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let y = x.reshape([rows, d_in]).matmul(weight.transpose());
+    let y = match bias {
+        Some(b) => y + b.unsqueeze::<2>(),
+        None => y,
+    };
+    dims[D - 1] = d_out;
+    y.reshape(dims)
 }
 
 impl TorchWeights for TorchLinear {
