@@ -17,8 +17,9 @@
 //! weights-returning path). With a causal mask, key blocks past a query block's last
 //! query are skipped, which halves the work.
 //!
-//! Memory: the packed keys and values (the size of K and V), and per task its queries,
-//! one score block and its output rows (about 100 KB at D = Dv = 64), whatever L is.
+//! Memory: the packed keys and values (the size of K and V; the calling thread keeps
+//! these buffers for its next call, up to 64 MB), and per task its queries, one score
+//! block and its output rows (about 100 KB at D = Dv = 64), whatever L is.
 //!
 //! The two products run on one register-tiled micro-kernel ([`MR`] × [`NR`] outputs in
 //! registers, fused multiply-adds), and the exponentials on
@@ -134,6 +135,9 @@ impl TiledAttention<'_> {
                         });
                     });
             });
+        if packed.keys.len() + packed.values.len() <= KEEP_PACKING_BUFFERS {
+            PACKING_BUFFERS.with(|cell| cell.set((packed.keys, packed.values)));
+        }
         out
     }
 
@@ -145,31 +149,44 @@ impl TiledAttention<'_> {
         let len_k_p = round_up(self.len_k.max(1), NR);
         let dv_p = round_up(dv.max(1), NR);
         let pairs = self.batch * self.heads;
-        let mut keys = vec![0.0f32; pairs * d * len_k_p.max(1)];
-        let mut values = vec![0.0f32; pairs * len_k_p * dv_p];
-        // Kᵀ in panels of NR keys: panel t holds keys t·NR.. as D rows of NR floats.
-        keys.par_chunks_mut(d * len_k_p.max(1))
-            .enumerate()
-            .for_each(|(pair, dst)| {
-                let (b, h) = (pair / self.heads, pair % self.heads);
-                for (j, _) in (0..self.len_k).enumerate() {
-                    let start = self.key_layout.start(b, h, j);
-                    let panel = (j / NR) * d * NR;
-                    for (c, &x) in self.key[start..start + d].iter().enumerate() {
-                        dst[panel + c * NR + j % NR] = x;
+        // Reuse the calling thread's buffers from the previous call: fresh multi-megabyte
+        // buffers cost a page fault per 4 KB every call.
+        let (mut keys, mut values) = PACKING_BUFFERS.with(|cell| cell.take());
+        keys.clear();
+        keys.resize(pairs * d * len_k_p, 0.0);
+        values.clear();
+        values.resize(pairs * len_k_p * dv_p, 0.0);
+        if d > 0 {
+            // Kᵀ in panels of NR keys: panel t holds keys t·NR.. as D rows of NR floats.
+            keys.par_chunks_mut(d * len_k_p)
+                .enumerate()
+                .for_each(|(pair, dst)| {
+                    let (b, h) = (pair / self.heads, pair % self.heads);
+                    for (t, panel) in dst.chunks_exact_mut(d * NR).enumerate() {
+                        let keys_here = NR.min(self.len_k.saturating_sub(t * NR));
+                        let starts: [usize; NR] = std::array::from_fn(|jj| {
+                            self.key_layout
+                                .start(b, h, t * NR + jj.min(keys_here.max(1) - 1))
+                        });
+                        for (c, row) in panel.chunks_exact_mut(NR).enumerate() {
+                            for (x, start) in row.iter_mut().zip(&starts).take(keys_here) {
+                                *x = self.key[start + c];
+                            }
+                        }
                     }
-                }
-            });
+                });
+        }
         // V in panels of NR columns: panel t holds columns t·NR.. as Lk_p rows of NR.
         values
             .par_chunks_mut(len_k_p * dv_p)
             .enumerate()
             .for_each(|(pair, dst)| {
                 let (b, h) = (pair / self.heads, pair % self.heads);
-                for j in 0..self.len_k {
-                    let start = self.value_layout.start(b, h, j);
-                    for (c, &x) in self.value[start..start + dv].iter().enumerate() {
-                        dst[(c / NR) * len_k_p * NR + j * NR + c % NR] = x;
+                for (t, strip) in dst.chunks_exact_mut(len_k_p * NR).enumerate() {
+                    let (c0, c1) = (t * NR, dv.min((t + 1) * NR));
+                    for (j, row) in strip.chunks_exact_mut(NR).take(self.len_k).enumerate() {
+                        let start = self.value_layout.start(b, h, j);
+                        row[..c1 - c0].copy_from_slice(&self.value[start + c0..start + c1]);
                     }
                 }
             });
@@ -181,6 +198,16 @@ impl TiledAttention<'_> {
         }
     }
 }
+
+thread_local! {
+    /// Packed buffers kept by each thread that runs [`TiledAttention::run`] between
+    /// calls, up to [`KEEP_PACKING_BUFFERS`] floats (beyond, they are freed after the call).
+    static PACKING_BUFFERS: std::cell::Cell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::Cell::new((Vec::new(), Vec::new())) };
+}
+
+/// 16 M floats (64 MB) of packed keys and values at most are kept for the next call.
+const KEEP_PACKING_BUFFERS: usize = 1 << 24;
 
 /// Keys and values laid out for the micro-kernel (see
 /// [`TiledAttention::pack_keys_and_values`]).
