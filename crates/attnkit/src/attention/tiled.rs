@@ -681,8 +681,9 @@ mod tests {
         }
     }
 
-    /// Q, K and V as thirds of one token-major buffer `[B, L, 3E]` (the fused projection's
-    /// output) give the head-major answer exactly (same arithmetic, other addresses).
+    /// Q, K and V as thirds of one token-major buffer `[B, L, 3E]` (strides and column
+    /// offsets, as a fused projection's output would be) give the head-major answer
+    /// exactly (same arithmetic, other addresses).
     #[test]
     fn token_major_layout_reads_the_same_elements() {
         let (batch, heads, len, dim) = (2, 4, 67, 16);
