@@ -8,7 +8,7 @@ use attnkit::attention::{
     AttentionMask, MultiHeadAttentionConfig, ScaledDotProductAttentionConfig,
 };
 use attnkit::tasks::counting::{CountConfig, CountTraining};
-use attnkit::train::{OptimizerConfig, materialize, mse};
+use attnkit::train::{OptimizerConfig, TrainingTask, materialize, mse};
 use attnkit_kernels::kv_cache::KvCacheDecoder;
 use burn::prelude::*;
 use clap::{Args, ValueEnum};

@@ -189,13 +189,8 @@ fn pe_regression_resumes_exactly() {
     );
 }
 
-/// `train imdb --compare` on a toy aclImdb tree and a toy GloVe file: a row per model and
-/// embedding, a summary, and errors that name missing data.
-#[test]
-fn imdb_compare_writes_a_table() {
-    let dir_tmp = scratch("imdb");
-    let dir = dir_tmp.path();
-    let data = dir.join("data");
+/// A toy aclImdb tree and GloVe file under `data`.
+fn toy_imdb(data: &Path) {
     for part in ["train", "test"] {
         for (class, word) in [("pos", "great"), ("neg", "awful")] {
             let d = data.join("aclImdb").join(part).join(class);
@@ -214,6 +209,16 @@ fn imdb_compare_writes_a_table() {
         "great 1 0 0 0\nawful -1 0 0 0\nthe 0 1 0 0\n",
     )
     .unwrap();
+}
+
+/// `train imdb --compare` on a toy aclImdb tree and a toy GloVe file: a row per model and
+/// embedding, a summary, and errors that name missing data.
+#[test]
+fn imdb_compare_writes_a_table() {
+    let dir_tmp = scratch("imdb");
+    let dir = dir_tmp.path();
+    let data = dir.join("data");
+    toy_imdb(&data);
     let summary = dir.join("s.json");
     let r = bin()
         .args([
@@ -255,4 +260,60 @@ fn imdb_compare_writes_a_table() {
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(!r.status.success());
     assert!(err.contains("missing folder"), "{err}");
+}
+
+/// `train imdb` interrupted after one epoch and resumed to three gives the same
+/// history and test accuracy as three epochs straight; resuming with no checkpoint is
+/// refused with its name.
+#[test]
+fn imdb_resumes_exactly() {
+    let dir_tmp = scratch("imdb-resume");
+    let dir = dir_tmp.path();
+    let data = dir.join("data");
+    toy_imdb(&data);
+    let run = |out: &Path, epochs: &str, resume: bool| -> std::process::Output {
+        let mut cmd = bin();
+        cmd.args([
+            "train",
+            "imdb",
+            "--model",
+            "gru",
+            "--epochs",
+            epochs,
+            "--max-len",
+            "8",
+            "--hidden",
+            "4",
+            "--batch",
+            "8",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(out)
+        .arg("--summary")
+        .arg(out.join("s.json"));
+        if resume {
+            cmd.arg("--resume");
+        }
+        cmd.output().unwrap()
+    };
+    let summary = |out: &Path| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join("s.json")).unwrap()).unwrap()
+    };
+    let (a, b) = (dir.join("straight"), dir.join("resumed"));
+    assert!(run(&a, "3", false).status.success());
+    let missing = run(&b, "3", true);
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("imdb-gru-glove.ckpt"), "{err}");
+    assert!(run(&b, "1", false).status.success());
+    let r = run(&b, "3", true);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("after epoch 1"));
+    let (sa, sb) = (summary(&a), summary(&b));
+    for key in ["steps", "eval_accuracy", "history"] {
+        assert_eq!(sa[key], sb[key], "{key}");
+    }
+    assert_eq!(sa["history"].as_array().unwrap().len(), 3);
 }

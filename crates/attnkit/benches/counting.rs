@@ -1,4 +1,4 @@
-//! Training throughput of the counting task (SPEC's toy task: B 64, L 7, E 64, H 4): one
+//! Training throughput of the counting task (B 64, L 7, E 64, H 4): one
 //! optimizer step. `attnkit bench count-train` and `bench/count_train.sh` measure the
 //! same against PyTorch.
 //!
@@ -7,6 +7,7 @@
 #![allow(missing_docs)]
 
 use attnkit::tasks::counting::{CountConfig, CountTraining};
+use attnkit::train::TrainingTask;
 use burn::prelude::*;
 use criterion::{Criterion, criterion_group, criterion_main};
 

@@ -8,7 +8,7 @@ use attnkit::data::{Glove, Split, Vocabulary, load_reviews, tokenize};
 use attnkit::tasks::sentiment::{
     EmbeddingKind, SentimentConfig, SentimentModel, SentimentTraining, encode,
 };
-use attnkit::train::OptimizerConfig;
+use attnkit::train::{Every, OptimizerConfig, TrainPlan, Trainer, TrainingTask};
 use attnkit_kernels::rng::SplitMix64;
 use burn::prelude::*;
 
@@ -32,6 +32,17 @@ fn corpus(tag: &str) -> PathBuf {
         }
     }
     root
+}
+
+/// `n` epochs, logged at each epoch's end, no checkpoints.
+fn epochs(n: u64) -> TrainPlan {
+    TrainPlan {
+        steps: n * 80usize.div_ceil(16) as u64,
+        log: Every::Epoch,
+        checkpoint: Every::Epoch,
+        checkpoint_path: None,
+        stop_at: None,
+    }
 }
 
 #[test]
@@ -64,18 +75,20 @@ fn every_model_learns_a_separable_corpus() {
             seed: 3,
         };
         let g = (embedding == EmbeddingKind::Glove).then_some(&glove);
-        let mut run = SentimentTraining::new(
+        let run = SentimentTraining::new(
             config,
             &vocab,
             g,
             encode(&train, &vocab, 16),
             &Device::flex(),
         )
-        .unwrap();
-        for _ in 0..15 {
-            run.epoch(|_, _, _| {}).unwrap();
-        }
-        let acc = run.evaluate(&encode(&test, &vocab, 16)).unwrap();
+        .unwrap()
+        .with_validation(encode(&test, &vocab, 16));
+        let mut trainer = Trainer::new(run, epochs(15)).unwrap();
+        trainer.run(&mut ()).unwrap();
+        let acc = trainer.task().evaluate(&encode(&test, &vocab, 16)).unwrap();
+        // The loop's validation at the last epoch is the same evaluation.
+        assert_eq!(trainer.last("val_accuracy"), Some(acc));
         assert!(acc >= 0.9, "{model:?}/{embedding:?}: test accuracy {acc}");
     }
     let _ = std::fs::remove_dir_all(&root);
@@ -99,7 +112,7 @@ fn training_through_the_multithreaded_loader_learns() {
         optimizer: OptimizerConfig::Adam { lr: 2e-2 },
         seed: 3,
     };
-    let mut run = SentimentTraining::new(
+    let run = SentimentTraining::new(
         config,
         &vocab,
         None,
@@ -116,13 +129,13 @@ fn training_through_the_multithreaded_loader_learns() {
             run.device(),
         )
         .unwrap();
-    let mut steps = 0;
-    for _ in 0..15 {
-        run.epoch_from(loader.as_ref(), |_, _, _| steps += 1)
-            .unwrap();
-    }
-    assert_eq!(steps, 15 * train.len().div_ceil(16));
-    let acc = run.evaluate(&encode(&test, &vocab, 16)).unwrap();
+    let run = run.with_loader(loader);
+    assert_eq!(run.steps_per_epoch(), Some(train.len().div_ceil(16) as u64));
+    let mut trainer = Trainer::new(run, epochs(15)).unwrap();
+    trainer.run(&mut ()).unwrap();
+    assert_eq!(trainer.step(), 15 * train.len().div_ceil(16) as u64);
+    assert_eq!(trainer.history().len(), 15);
+    let acc = trainer.task().evaluate(&encode(&test, &vocab, 16)).unwrap();
     assert!(acc >= 0.9, "accuracy {acc}");
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -1,9 +1,9 @@
-//! The positional-encoding regression of seed 001 (DATA-4, TRAIN-3).
+//! The positional-encoding regression.
 //!
 //! Model: learnable positional encoding + multi-head self-attention + mean over the
-//! sequence + a linear layer to one number; MSE and Adam (lr 1e-4 in the seed).
+//! sequence + a linear layer to one number; MSE and Adam (lr 1e-4 by default).
 //!
-//! Data: the seed draws targets independent of the inputs, so there is nothing to learn
+//! Data: the original exercise draws targets independent of the inputs, so there is nothing to learn
 //! beyond their mean. Here the dummy data has a target that needs positions: N sequences
 //! X of shape `[seq_len, d_model]` ~ N(0, 1) and y = Σ_t c_t·(Σ_j X_tj)/√d with ramp
 //! weights c_t = 2(t + 1)/(L(L + 1)) — later tokens count more. A model without
@@ -11,34 +11,35 @@
 //! encoding lets attention weigh positions. The set is split 80/20 into training and
 //! validation once, by a seeded shuffle.
 
+use std::path::Path;
+
 use attnkit_kernels::rng::SplitMix64;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::attention::{AttentionMask, MultiHeadAttention, MultiHeadAttentionConfig};
 use crate::error::{AttnError, Result};
 use crate::layers::{TorchLinear, TorchLinearConfig};
 use crate::positional::{LearnablePositionalEncoding, LearnablePositionalEncodingConfig};
-use std::path::Path;
-
-use serde_json::json;
-
-use crate::train::{Checkpoint, CheckpointHeader, Optimizer, OptimizerConfig, mse};
+use crate::train::{
+    Checkpoint, CheckpointHeader, Metrics, Optimizer, OptimizerConfig, TrainingTask, mse,
+};
 
 /// Everything that defines a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeRegressionConfig {
-    /// Tokens per sequence. Seed: 10.
+    /// Tokens per sequence. Default: 10.
     pub seq_len: usize,
-    /// Model width. Seed: 16.
+    /// Model width. Default: 16.
     pub d_model: usize,
-    /// Heads. Seed: 4.
+    /// Heads. Default: 4.
     pub num_heads: usize,
     /// Sequences in the dataset (80% train, 20% validation).
     pub samples: usize,
-    /// Sequences per step. Seed: 32.
+    /// Sequences per step. Default: 32.
     pub batch_size: usize,
-    /// Seed: Adam, lr 1e-4.
+    /// Default: Adam, lr 1e-4.
     pub optimizer: OptimizerConfig,
     /// Add the learnable positional encoding (turn off to see why it is needed).
     pub positional: bool,
@@ -127,18 +128,8 @@ impl PeRegressionModel {
     }
 }
 
-/// Train and validation loss after an epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct EpochLosses {
-    /// Epochs completed.
-    pub epoch: usize,
-    /// Mean training MSE over the epoch's batches.
-    pub train_loss: f64,
-    /// MSE on the validation split after the epoch.
-    pub val_loss: f64,
-}
-
-/// A regression run in progress.
+/// The regression as the training loop runs it: the model, its optimizer, the split
+/// data and the generator of the epochs' shuffles.
 pub struct PeRegressionTraining {
     config: PeRegressionConfig,
     model: PeRegressionModel,
@@ -147,7 +138,9 @@ pub struct PeRegressionTraining {
     device: Device,
     train: (Vec<f32>, Vec<f32>),
     val: (Vec<f32>, Vec<f32>),
-    history: Vec<EpochLosses>,
+    /// This epoch's order of the training rows, and how far the epoch has come.
+    order: Vec<usize>,
+    cursor: usize,
     steps: u64,
 }
 
@@ -155,13 +148,16 @@ impl std::fmt::Debug for PeRegressionTraining {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PeRegressionTraining")
             .field("config", &self.config)
-            .field("epochs", &self.history.len())
+            .field("steps", &self.steps)
             .finish_non_exhaustive()
     }
 }
 
 impl PeRegressionTraining {
     /// A fresh run: data, split and weights from `config.seed`.
+    ///
+    /// # Errors
+    /// If the configuration is out of range.
     pub fn new(config: PeRegressionConfig, device: &Device) -> Result<Self> {
         if config.samples < 5 || config.batch_size == 0 || config.seq_len == 0 {
             return Err(AttnError::Config(format!(
@@ -199,56 +195,15 @@ impl PeRegressionTraining {
             device,
             train,
             val,
-            history: Vec::new(),
+            order: Vec::new(),
+            cursor: 0,
             steps: 0,
         })
-    }
-
-    /// Continues the run saved at `path` (a checkpoint of this task and of exactly
-    /// `config`): the data and split are rebuilt from the seed, the rest is restored.
-    pub fn resume(config: PeRegressionConfig, path: &Path, device: &Device) -> Result<Self> {
-        let ckpt = Checkpoint::load(path)?;
-        ckpt.check_matches("pe-regression", &json!(config), path)?;
-        let mut run = Self::new(config, device)?;
-        let plain = PeRegressionModel::new(&run.config, device)?;
-        run.model = ckpt.load_model(plain, path)?.train();
-        run.optimizer = run.optimizer.load_state_bytes(ckpt.optimizer.clone())?;
-        run.rng = SplitMix64::restore(ckpt.header.rng_state, ckpt.header.rng_spare);
-        run.steps = ckpt.header.step;
-        run.history =
-            serde_json::from_value(ckpt.header.extra["history"].clone()).map_err(|e| {
-                AttnError::Format {
-                    path: path.to_path_buf(),
-                    why: format!("history in the header: {e}"),
-                }
-            })?;
-        Ok(run)
-    }
-
-    /// Saves everything needed to continue exactly (atomically).
-    pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
-        let (state, spare) = self.rng.snapshot();
-        let header = CheckpointHeader {
-            task: "pe-regression".into(),
-            config: json!(self.config),
-            step: self.steps,
-            rng_state: state,
-            rng_spare: spare,
-            extra: json!({ "history": self.history }),
-            lengths: [0, 0],
-            checksum: String::new(),
-        };
-        Checkpoint::new(header, &self.model, self.optimizer.state_bytes()?)?.save(path)
     }
 
     /// The run's configuration.
     pub fn config(&self) -> &PeRegressionConfig {
         &self.config
-    }
-
-    /// Losses after each epoch so far.
-    pub fn history(&self) -> &[EpochLosses] {
-        &self.history
     }
 
     /// Optimizer steps taken.
@@ -271,41 +226,76 @@ impl PeRegressionTraining {
     }
 
     /// MSE on the validation split.
+    ///
+    /// # Errors
+    /// Whatever the model refuses.
     pub fn validation_loss(&self) -> Result<f64> {
         let (x, y) = self.batch(&self.val.0, &self.val.1);
         let pred = self.model.forward(x)?.detach();
         Ok(mse(pred, y)?.into_scalar::<f32>() as f64)
     }
+}
 
-    /// One pass over the shuffled training split; returns the epoch's losses.
-    pub fn epoch(&mut self) -> Result<EpochLosses> {
+impl TrainingTask for PeRegressionTraining {
+    fn name(&self) -> &'static str {
+        "pe-regression"
+    }
+
+    fn config_json(&self) -> Value {
+        json!(self.config)
+    }
+
+    fn steps_per_epoch(&self) -> Option<u64> {
+        Some(self.train.1.len().div_ceil(self.config.batch_size) as u64)
+    }
+
+    /// One step on the next batch of this epoch's shuffle (a new shuffle when an epoch
+    /// begins): its `loss`.
+    fn train_step(&mut self) -> Result<Metrics> {
         let row = self.config.seq_len * self.config.d_model;
         let n = self.train.1.len();
-        let mut order: Vec<usize> = (0..n).collect();
-        shuffle(&mut order, &mut self.rng);
-        let (mut total, mut batches) = (0.0, 0usize);
-        for chunk in order.chunks(self.config.batch_size) {
-            let mut xs = Vec::with_capacity(chunk.len() * row);
-            let mut ys = Vec::with_capacity(chunk.len());
-            for &i in chunk {
-                xs.extend_from_slice(&self.train.0[i * row..(i + 1) * row]);
-                ys.push(self.train.1[i]);
-            }
-            let (x, y) = self.batch(&xs, &ys);
-            let loss = mse(self.model.forward(x)?, y)?;
-            total += loss.clone().into_scalar::<f32>() as f64;
-            batches += 1;
-            let model = self.model.clone();
-            self.model = self.optimizer.step(model, loss);
-            self.steps += 1;
+        if self.cursor == 0 {
+            self.order = (0..n).collect();
+            shuffle(&mut self.order, &mut self.rng);
         }
-        let entry = EpochLosses {
-            epoch: self.history.len() + 1,
-            train_loss: total / batches.max(1) as f64,
-            val_loss: self.validation_loss()?,
-        };
-        self.history.push(entry);
-        Ok(entry)
+        let end = (self.cursor + self.config.batch_size).min(n);
+        let mut xs = Vec::with_capacity((end - self.cursor) * row);
+        let mut ys = Vec::with_capacity(end - self.cursor);
+        for &i in &self.order[self.cursor..end] {
+            xs.extend_from_slice(&self.train.0[i * row..(i + 1) * row]);
+            ys.push(self.train.1[i]);
+        }
+        self.cursor = if end == n { 0 } else { end };
+        let (x, y) = self.batch(&xs, &ys);
+        let loss = mse(self.model.forward(x)?, y)?;
+        let value = loss.clone().into_scalar::<f32>() as f64;
+        let model = self.model.clone();
+        self.model = self.optimizer.step(model, loss);
+        self.steps += 1;
+        Ok(vec![("loss", value)])
+    }
+
+    /// `val_loss`: MSE on the validation split.
+    fn validate(&self) -> Result<Metrics> {
+        Ok(vec![("val_loss", self.validation_loss()?)])
+    }
+
+    fn checkpoint(&self, mut header: CheckpointHeader) -> Result<Checkpoint> {
+        (header.rng_state, header.rng_spare) = self.rng.snapshot();
+        Checkpoint::new(header, &self.model, self.optimizer.state_bytes()?)
+    }
+
+    /// The data and split are rebuilt from the seed; the rest is restored. Checkpoints
+    /// are taken at epoch ends, so the next step starts a new shuffle.
+    fn restore(&mut self, ckpt: &Checkpoint, path: &Path) -> Result<()> {
+        let plain = PeRegressionModel::new(&self.config, &self.device.clone().inner())?;
+        self.model = ckpt.load_model(plain, path)?.train();
+        let optimizer = self.config.optimizer.init()?;
+        self.optimizer = optimizer.load_state_bytes(ckpt.optimizer.clone())?;
+        self.rng = SplitMix64::restore(ckpt.header.rng_state, ckpt.header.rng_spare);
+        self.steps = ckpt.header.step;
+        self.cursor = 0;
+        Ok(())
     }
 }
 

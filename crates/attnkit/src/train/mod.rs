@@ -1,16 +1,24 @@
-//! The training stack: losses, optimizers, checkpoints.
+//! The training stack: losses, optimizers, checkpoints, and the one training loop.
 //!
-//! Deliberately small (Burn's `train` crate would double the build): a task owns its
-//! model, an [`Optimizer`] and a seeded data generator, takes one step at a time, and
-//! can be saved to and resumed from a [`Checkpoint`] with bit-identical results.
+//! Deliberately small (Burn's `train` crate would double the build): a task
+//! ([`TrainingTask`]) owns its model, an [`Optimizer`] and a seeded data generator and
+//! takes one step at a time; the [`Trainer`] runs it — logging windows, validation,
+//! early stopping, a [`Checkpoint`] on a schedule, exact resume, the history as CSV —
+//! the same way for every task.
 
 pub mod checkpoint;
+pub mod history;
 pub mod loss;
 pub mod optimizer;
+pub mod task;
+pub mod trainer;
 
 pub use checkpoint::{Checkpoint, CheckpointHeader};
+pub use history::{LogRow, Window, history_csv};
 pub use loss::{accuracy, cross_entropy, mse};
 pub use optimizer::{Optimizer, OptimizerConfig};
+pub use task::{Metrics, TrainingTask, header_for};
+pub use trainer::{Every, Progress, TrainPlan, Trainer};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;

@@ -1,0 +1,108 @@
+//! IMDB sentiment classification: word embeddings (GloVe or learned) and one of the
+//! recurrent baselines, attention pooling or Aaren, then a linear classifier over two
+//! classes ([`SentimentNet`]); [`SentimentTraining`] is the task the training loop runs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Review, Vocabulary, tokenize};
+use crate::train::OptimizerConfig;
+
+mod network;
+mod training;
+
+pub use network::SentimentNet;
+pub use training::SentimentTraining;
+
+/// The sequence model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SentimentModel {
+    /// Elman RNN (last hidden state).
+    Rnn,
+    /// LSTM.
+    Lstm,
+    /// GRU.
+    Gru,
+    /// Bidirectional RNN (both final states).
+    Birnn,
+    /// Bidirectional LSTM.
+    Bilstm,
+    /// Bidirectional GRU.
+    Bigru,
+    /// Multi-head attention pooling with a learned query over the embeddings.
+    Attention,
+    /// An Aaren layer over the embeddings, read at each review's last token.
+    Aaren,
+}
+
+impl SentimentModel {
+    /// Every model, in the order of the comparison table.
+    pub const ALL: [Self; 8] = [
+        Self::Rnn,
+        Self::Lstm,
+        Self::Gru,
+        Self::Birnn,
+        Self::Bilstm,
+        Self::Bigru,
+        Self::Attention,
+        Self::Aaren,
+    ];
+}
+
+/// How words become vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingKind {
+    /// GloVe vectors (fine-tuned); unknown words N(0, 0.1²).
+    Glove,
+    /// One-hot words: a one-hot vector times the first layer's input matrix is a
+    /// trainable lookup table, so this is a randomly initialised trainable embedding.
+    Onehot,
+}
+
+/// A sentiment run's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SentimentConfig {
+    /// The sequence model.
+    pub model: SentimentModel,
+    /// The embedding.
+    pub embedding: EmbeddingKind,
+    /// Hidden width.
+    pub hidden: usize,
+    /// Reviews are truncated to this many tokens.
+    pub max_len: usize,
+    /// Reviews per step.
+    pub batch_size: usize,
+    /// Adam.
+    pub optimizer: OptimizerConfig,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// Encoded reviews: token ids `[N, max_len]`, true lengths, labels.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// Row-major ids.
+    pub ids: Vec<i64>,
+    /// Lengths (≥ 1).
+    pub lengths: Vec<usize>,
+    /// 0/1.
+    pub labels: Vec<i64>,
+}
+
+/// Tokenises and encodes `reviews` with `vocab`, truncating to `max_len`.
+pub fn encode(reviews: &[Review], vocab: &Vocabulary, max_len: usize) -> Encoded {
+    let mut out = Encoded {
+        ids: Vec::with_capacity(reviews.len() * max_len),
+        lengths: Vec::with_capacity(reviews.len()),
+        labels: Vec::with_capacity(reviews.len()),
+    };
+    for r in reviews {
+        let tokens = tokenize(&r.text);
+        out.lengths.push(tokens.len().clamp(1, max_len));
+        out.ids
+            .extend(vocab.encode(&tokens, max_len).into_iter().map(|i| i as i64));
+        out.labels.push(i64::from(r.label));
+    }
+    out
+}
