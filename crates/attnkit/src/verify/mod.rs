@@ -1,6 +1,8 @@
 //! Self-checks: each Burn module against the dependency-free `f64` reference of
 //! `attnkit-kernels` on seeded random data. The tour runs these; users can run them on
-//! their own platform or backend to see that the numbers hold there.
+//! their own platform or backend to see that the numbers hold there. [`fixture`] loads
+//! the cases written by the PyTorch/numpy generators under `tools/fixtures/` and checks
+//! outputs against them element-wise.
 
 use attnkit_kernels::reference::{
     AarenWeights, MhaShape, MhaWeights, SdpaOptions, SdpaShape, SelfAttention, aaren_layer,
@@ -14,71 +16,11 @@ use crate::attention::{AttentionMask, MultiHeadAttentionConfig, ScaledDotProduct
 use crate::error::Result;
 use crate::store::{StoredTensor, TensorStore, TorchWeights};
 
-/// How far a result is from its reference.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Agreement {
-    /// max |got − want|.
-    pub max_abs: f64,
-    /// max |got − want| / max |want|: the error relative to the output's scale.
-    pub max_rel: f64,
-    /// Whether every value is finite.
-    pub finite: bool,
-    /// Number of values compared.
-    pub count: usize,
-}
+mod agreement;
+pub mod fixture;
 
-impl Agreement {
-    /// Compares `got` with `want` element-wise.
-    pub fn measure(got: &[f32], want: &[f64]) -> Self {
-        assert_eq!(got.len(), want.len(), "compared buffers have equal lengths");
-        let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs()));
-        let max_abs = got
-            .iter()
-            .zip(want)
-            .map(|(g, w)| (*g as f64 - w).abs())
-            .fold(0.0, f64::max);
-        Self {
-            max_abs,
-            max_rel: if scale > 0.0 {
-                max_abs / scale
-            } else {
-                max_abs
-            },
-            finite: got.iter().all(|g| g.is_finite()),
-            count: got.len(),
-        }
-    }
-
-    /// Compares `got` with `want` element-wise, with `max_rel` = max |got − want| / `scale`
-    /// element by element (`scale` > 0: the size of what each value was computed from).
-    pub fn measure_scaled(got: &[f32], want: &[f64], scale: &[f64]) -> Self {
-        assert_eq!(got.len(), want.len(), "compared buffers have equal lengths");
-        assert_eq!(got.len(), scale.len(), "one scale per value");
-        let mut max_abs = 0.0f64;
-        let mut max_rel = 0.0f64;
-        for ((g, w), s) in got.iter().zip(want).zip(scale) {
-            let err = (*g as f64 - w).abs();
-            max_abs = max_abs.max(err);
-            max_rel = max_rel.max(if *s > 0.0 { err / s } else { err });
-        }
-        Self {
-            max_abs,
-            max_rel,
-            finite: got.iter().all(|g| g.is_finite()),
-            count: got.len(),
-        }
-    }
-
-    /// The worse of two agreements.
-    pub fn worst(self, other: Self) -> Self {
-        Self {
-            max_abs: self.max_abs.max(other.max_abs),
-            max_rel: self.max_rel.max(other.max_rel),
-            finite: self.finite && other.finite,
-            count: self.count + other.count,
-        }
-    }
-}
+pub use agreement::Agreement;
+pub use fixture::{CaseReport, Fixture, FixtureSummary, TensorCheck, Tolerance, WorstElement};
 
 fn randn(rng: &mut SplitMix64, n: usize, scale: f64) -> Vec<f32> {
     (0..n).map(|_| (rng.normal() * scale) as f32).collect()
@@ -127,8 +69,8 @@ pub fn sdpa_vs_reference(device: &Device, seed: u64, scale: f64) -> Result<Agree
         .with_causal(true)
         .init(device)
         .forward(t(&q), t(&k), t(&v), Some(mask))?;
-    Ok(Agreement::measure(&host(out.context), &want.output)
-        .worst(Agreement::measure(&host(out.weights), &want.weights)))
+    Ok(Agreement::measure(&host(out.context), &want.output)?
+        .worst(Agreement::measure(&host(out.weights), &want.weights)?))
 }
 
 /// The Aaren layer in `mode` against the direct f64 definition, with padding (the
@@ -180,7 +122,7 @@ pub fn aaren_vs_reference(
     let xt = Tensor::<3>::from_data(TensorData::new(x, [b, len, e]), device);
     let mask = Tensor::<2, Bool>::from_data(TensorData::new(pad, [b, len]), device);
     let out = layer.forward(xt, Some(&mask))?;
-    Ok(Agreement::measure(&host(out), &want))
+    Agreement::measure(&host(out), &want)
 }
 
 /// The dummy input of [`compare_aaren_forms`].
@@ -330,10 +272,10 @@ pub fn compare_aaren_forms(device: &Device, spec: AarenCompareSpec) -> Result<Aa
 
     Ok(AarenForms {
         spec,
-        parallel_vs_iterative: Agreement::measure_scaled(&parallel, &to_f64(&iterative), &scale),
-        parallel_vs_reference: Agreement::measure_scaled(&parallel, &want, &scale),
-        iterative_vs_reference: Agreement::measure_scaled(&iterative, &want, &scale),
-        compensated_vs_reference: Agreement::measure_scaled(&compensated, &want, &scale),
+        parallel_vs_iterative: Agreement::measure_scaled(&parallel, &to_f64(&iterative), &scale)?,
+        parallel_vs_reference: Agreement::measure_scaled(&parallel, &want, &scale)?,
+        iterative_vs_reference: Agreement::measure_scaled(&iterative, &want, &scale)?,
+        compensated_vs_reference: Agreement::measure_scaled(&compensated, &want, &scale)?,
         reference: kind,
         seconds: [t_parallel, t_iterative, t_compensated, t_reference],
         max_abs_score,
@@ -386,8 +328,12 @@ pub fn mha_vs_reference(device: &Device, seed: u64) -> Result<Agreement> {
     let mask = AttentionMask::none()
         .with_key_padding(Tensor::from_data(TensorData::new(pad, [b, lk]), device));
     let out = mha.forward(t(&query, lq), t(&kv, lk), t(&kv, lk), &mask)?;
-    Ok(Agreement::measure(&host(out.output.clone()), &want.output)
-        .worst(Agreement::measure(&host(out.mean_weights()), &want.weights)))
+    Ok(
+        Agreement::measure(&host(out.output.clone()), &want.output)?.worst(Agreement::measure(
+            &host(out.mean_weights()),
+            &want.weights,
+        )?),
+    )
 }
 
 /// The seed's single-head self-attention (N(0,1) weights, x·W convention) computed by
@@ -421,7 +367,7 @@ pub fn seed_self_attention_vs_reference(device: &Device, seed: u64) -> Result<Ag
         .load_weights(&store, "")?;
     let xt = Tensor::<3>::from_data(TensorData::new(x, [1, n, dims]), device);
     let out = mha.forward_self(xt, &AttentionMask::none())?;
-    Ok(Agreement::measure(&host(out.output), &want))
+    Agreement::measure(&host(out.output), &want)
 }
 
 #[cfg(test)]
@@ -448,14 +394,5 @@ mod tests {
         // f32 logits of size 1e4 carry absolute rounding ~1e-3, which moves the weights
         // of near-ties by ~1e-3; the outputs are bounded by |v| ~ 3.
         assert!(a.max_abs < 5e-3, "{a:?}");
-    }
-
-    #[test]
-    fn agreement_measures() {
-        let a = Agreement::measure(&[1.0, 2.5], &[1.0, 2.0]);
-        assert_eq!(a.max_abs, 0.5);
-        assert_eq!(a.max_rel, 0.25);
-        assert!(a.finite);
-        assert!(!Agreement::measure(&[f32::NAN], &[0.0]).finite);
     }
 }
