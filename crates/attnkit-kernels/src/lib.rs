@@ -3,7 +3,7 @@
 //! `#![no_std]`, no dependencies, usable on a microcontroller:
 //!
 //! - [`softmax`]: row-wise softmax written by hand, stable for huge and masked logits.
-//! - [`reference`] (feature `alloc`, on by default): naive `f64` attention — single-head
+//! - [`reference`](mod@reference) (feature `alloc`, on by default): naive `f64` attention — single-head
 //!   self-attention with N(0,1) weights, scaled dot-product attention with padding and
 //!   causal masks, PyTorch-layout multi-head attention. It is the oracle the Burn
 //!   modules of the `attnkit` crate are tested against.
