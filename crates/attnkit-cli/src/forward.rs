@@ -81,7 +81,7 @@ pub fn device_with(precision: Precision) -> Result<Device> {
 /// Reads `--config`: inline JSON if it starts with `{`, a file path otherwise.
 pub fn read_config(arg: &str) -> Result<serde_json::Value> {
     if arg.trim_start().starts_with('{') {
-        return Ok(contract::parse_config(arg, "--config")?);
+        return Ok(contract::parse_config(arg, "inline config")?);
     }
     let path = Path::new(arg);
     let text = std::fs::read_to_string(path)

@@ -381,3 +381,81 @@ fn unused_keys_and_tensors_are_warnings() {
         "{stderr}"
     );
 }
+
+/// Sizes that a config or a file header declares are checked before anything is
+/// allocated: each absurd one exits 1 (not 101, a panic) with one line naming it, and
+/// writes nothing.
+#[test]
+fn absurd_sizes_exit_1_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = dir.join("out.safetensors");
+    let mut input = attnkit::store::TensorStore::new("input");
+    input.insert("query", vec![1, 1, 4], vec![0.0; 4]).unwrap();
+    let input_path = dir.join("input.safetensors");
+    input.save(&input_path).unwrap();
+    // A safetensors file whose one tensor `name` declares `shape` over `bytes` data bytes.
+    let absurd = |file: &str, name: &str, shape: &str, bytes: usize| {
+        let header =
+            format!(r#"{{"{name}":{{"dtype":"F32","shape":{shape},"data_offsets":[0,{bytes}]}}}}"#);
+        let mut raw = (header.len() as u64).to_le_bytes().to_vec();
+        raw.extend_from_slice(header.as_bytes());
+        raw.resize(raw.len() + bytes, 0);
+        let path = dir.join(file);
+        std::fs::write(&path, raw).unwrap();
+        path
+    };
+    let run = |config: &str, weights: Option<&Path>, input: &Path| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_attnkit"));
+        cmd.args(["forward", "--module", "mha", "--config", config]);
+        if let Some(w) = weights {
+            cmd.arg("--weights").arg(w);
+        }
+        let r = cmd
+            .arg("--input")
+            .arg(input)
+            .arg("--output")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&r.stderr).into_owned();
+        assert_eq!(r.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(!out.exists());
+        stderr.trim_end().to_string()
+    };
+
+    let weights = absurd("w.safetensors", "in_proj_weight", "[4]", 16);
+    let line = run(
+        r#"{"embed_dim": 4000000000, "num_heads": 4}"#,
+        Some(&weights),
+        &input_path,
+    );
+    assert_eq!(
+        line,
+        "error: config: in_proj_weight [3·embed_dim, embed_dim] with embed_dim = 4000000000: \
+         shape [12000000000, 4000000000]: expected at most 2147483648 (2^31) elements, got \
+         more than 2^64"
+    );
+
+    let config = r#"{"embed_dim": 4, "num_heads": 2}"#;
+    let bad = absurd("big.safetensors", "query", "[4000000000,4000000000]", 4);
+    let line = run(config, None, &bad);
+    assert!(
+        line.starts_with("error: ") && line.contains("big.safetensors: not a valid safetensors file: tensor `query`: shape [4000000000, 4000000000]: expected at most 2147483648 (2^31) elements, got 16000000000000000000"),
+        "{line}"
+    );
+
+    // No data at all, yet dimensions that any operation would size its result by.
+    let empty = absurd(
+        "empty.safetensors",
+        "in_proj_weight",
+        "[0,4000000000,4000000000]",
+        0,
+    );
+    let line = run(config, Some(&empty), &input_path);
+    assert!(
+        line.contains("empty.safetensors: tensor `in_proj_weight`: shape [0, 4000000000, 4000000000]: expected at most 2147483648 (2^31) elements, got 16000000000000000000"),
+        "{line}"
+    );
+}

@@ -3,6 +3,17 @@
 use std::path::PathBuf;
 
 /// Everything the library refuses, each naming what was expected and what was found.
+///
+/// Files have two stories, one variant family each:
+/// - the library's own files (safetensors weights and inputs, checkpoints, fixture
+///   cases, anything written with [`crate::store::write_atomically`]) fail as
+///   [`AttnError::Io`] (the operating system refused) or [`AttnError::Format`] (the
+///   bytes are wrong). Their Burn-free parsers live in `attnkit-formats`, whose
+///   [`FormatError`](attnkit_formats::FormatError) converts into exactly these two;
+/// - text data files (GloVe vectors, review folders) fail as [`AttnError::Text`],
+///   which carries [`attnkit_text::TextError`] unchanged, line numbers included.
+///
+/// Every message is one line and names the file where there is one.
 #[derive(Debug, thiserror::Error)]
 pub enum AttnError {
     /// A tensor has the wrong rank or dimensions.
@@ -44,7 +55,7 @@ pub enum AttnError {
         /// The names known.
         known: String,
     },
-    /// A file could not be read or written.
+    /// One of the library's files could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
         /// The file.
@@ -53,7 +64,9 @@ pub enum AttnError {
         #[source]
         source: std::io::Error,
     },
-    /// A file is not a valid safetensors file, or holds a dtype other than float32.
+    /// One of the library's files does not hold what it should: not valid safetensors,
+    /// a dtype other than float32, an absurd shape, a damaged checkpoint or one of
+    /// another task or configuration, a fixture case file lacking a field.
     #[error("{}: {why}", path.display())]
     Format {
         /// The file.
@@ -61,23 +74,15 @@ pub enum AttnError {
         /// What is wrong.
         why: String,
     },
-    /// A data file (GloVe vectors, a review) is malformed at a line (1-based).
-    #[error("{}:{line}: {why}", path.display())]
-    Data {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line.
-        line: usize,
-        /// What is wrong.
-        why: String,
-    },
-    /// A text data file (GloVe, a review folder) is unreadable or malformed.
+    /// A text data file (GloVe vectors, a review folder) is unreadable or malformed;
+    /// the message names the file and, for a malformed line, its 1-based number.
     #[error(transparent)]
     Text(#[from] attnkit_text::TextError),
-    /// A JSON document does not parse; line and column are 1-based.
+    /// A JSON configuration does not parse; line and column are 1-based.
     #[error("{source_name}: invalid JSON at line {line}, column {column}: {why}")]
     Json {
-        /// The file name, or `--config` for an inline document.
+        /// The file the configuration came from, or `inline config` for one given as
+        /// text.
         source_name: String,
         /// 1-based line.
         line: usize,
@@ -89,6 +94,32 @@ pub enum AttnError {
     /// An error from the dependency-free kernels.
     #[error(transparent)]
     Kernel(#[from] attnkit_kernels::KernelError),
+}
+
+impl From<attnkit_formats::FormatError> for AttnError {
+    fn from(e: attnkit_formats::FormatError) -> Self {
+        match e {
+            attnkit_formats::FormatError::Io { path, source } => AttnError::Io { path, source },
+            attnkit_formats::FormatError::Format { path, why } => AttnError::Format { path, why },
+        }
+    }
+}
+
+/// The element count of a parameter or result of shape `dims` (described by `what`),
+/// checked against the limit of one tensor ([`attnkit_formats::MAX_TENSOR_ELEMENTS`],
+/// 2^31 elements) before anything is allocated. Compute dimensions with
+/// `saturating_mul`: a saturated dimension is still refused.
+pub(crate) fn check_size(what: &str, dims: &[usize]) -> Result<usize> {
+    attnkit_formats::check_elements(dims).map_err(|e| AttnError::Config(format!("{what}: {e}")))
+}
+
+/// Like [`check_size`] for a result whose size the inputs set (attention weights
+/// `[B, H, Lq, Lk]`, say): an [`AttnError::Value`] naming `what`.
+pub(crate) fn check_result_size(what: &str, dims: &[usize]) -> Result<usize> {
+    attnkit_formats::check_elements(dims).map_err(|e| AttnError::Value {
+        what: what.to_string(),
+        why: e.to_string(),
+    })
 }
 
 /// `Result` with [`AttnError`].

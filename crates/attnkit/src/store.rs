@@ -1,17 +1,18 @@
 //! Named float32 tensors in safetensors files, and how modules map their parameters to
 //! PyTorch's names.
 //!
-//! Files are read whole and checked before anything is used: a file that is not
-//! safetensors, or holds a tensor that is not float32, is refused with the file's name.
+//! Files are read whole and checked before anything is used (by `attnkit-formats`,
+//! which this module puts Burn tensors on): a file that is not safetensors, holds a
+//! tensor that is not float32, or declares a shape of more than 2^31 elements
+//! ([`attnkit_formats::MAX_TENSOR_ELEMENTS`]) is refused with the file's name.
 //! Files are written atomically (a temporary file beside the target, then a rename), so
 //! a crash never leaves half a file under the real name.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::Param;
 use burn::prelude::*;
-use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{AttnError, Result, check_shape};
 
@@ -25,13 +26,18 @@ pub struct StoredTensor {
 }
 
 impl StoredTensor {
-    /// A tensor from its shape and values; errors if they disagree.
+    /// A tensor from its shape and values.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Value`] if the values do not fill the shape exactly.
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self> {
-        let n: usize = shape.iter().product();
-        if n != data.len() {
+        let n = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        if n != Some(data.len()) {
+            let needs = n.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string());
             return Err(AttnError::Value {
                 what: "tensor".into(),
-                why: format!("shape {shape:?} needs {n} values, got {}", data.len()),
+                why: format!("shape {shape:?} needs {needs} values, got {}", data.len()),
             });
         }
         Ok(Self { shape, data })
@@ -47,6 +53,10 @@ impl StoredTensor {
     }
 
     /// This tensor on `device`, checked to have rank `D`.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if the tensor's rank is not `D`.
     pub fn to_tensor<const D: usize>(&self, what: &str, device: &Device) -> Result<Tensor<D>> {
         if self.shape.len() != D {
             return Err(AttnError::Shape {
@@ -80,6 +90,11 @@ impl TensorStore {
     }
 
     /// Reads a safetensors file. Every tensor must be float32.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Io`] if the file cannot be read, [`AttnError::Format`] as
+    /// [`TensorStore::from_bytes`].
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|source| AttnError::Io {
             path: path.to_path_buf(),
@@ -89,77 +104,65 @@ impl TensorStore {
     }
 
     /// Parses safetensors bytes; `path` names them in errors.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Format`] naming `path` when the bytes are not valid safetensors, a
+    /// tensor is not float32, or a declared shape is absurd (more than 2^31 elements,
+    /// counting the non-zero dimensions of an empty tensor, or more than its data
+    /// offsets hold).
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
-        let format_err = |why: String| AttnError::Format {
-            path: path.to_path_buf(),
-            why,
-        };
-        let parsed = SafeTensors::deserialize(bytes)
-            .map_err(|e| format_err(format!("not a valid safetensors file: {e}")))?;
-        let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| format_err(format!("not a valid safetensors file: {e}")))?;
-        let mut store = Self::new(path.display().to_string());
-        if let Some(meta) = header.metadata() {
-            store.metadata = meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        }
-        for (name, view) in parsed.iter() {
-            if view.dtype() != Dtype::F32 {
-                return Err(format_err(format!(
-                    "tensor `{name}`: expected dtype F32 (float32), got {:?}",
-                    view.dtype()
-                )));
-            }
-            let data: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            store.tensors.insert(
-                name.to_string(),
-                StoredTensor {
-                    shape: view.shape().to_vec(),
-                    data,
-                },
-            );
-        }
-        Ok(store)
+        let decoded = attnkit_formats::decode_f32_safetensors(bytes, path)?;
+        Ok(Self {
+            tensors: decoded
+                .arrays
+                .into_iter()
+                .map(|(name, a)| {
+                    let t = StoredTensor {
+                        shape: a.shape,
+                        data: a.data,
+                    };
+                    (name, t)
+                })
+                .collect(),
+            metadata: decoded.metadata,
+            source: path.display().to_string(),
+        })
     }
 
     /// The safetensors encoding of this store.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Format`] naming the store's source if a tensor's values do not
+    /// fill its shape (which [`TensorStore::insert`] already refuses).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
+        let arrays = self
             .tensors
             .iter()
-            .map(|(name, t)| {
-                let raw = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-                (name.clone(), raw, t.shape.clone())
-            })
-            .collect();
-        let views = bytes
-            .iter()
-            .map(|(name, raw, shape)| {
-                safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), raw)
-                    .map(|v| (name.clone(), v))
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| AttnError::Format {
-                path: PathBuf::from(&self.source),
-                why: format!("cannot encode: {e}"),
-            })?;
-        let meta = (!self.metadata.is_empty()).then(|| self.metadata.clone().into_iter().collect());
-        safetensors::serialize(views, meta).map_err(|e| AttnError::Format {
-            path: PathBuf::from(&self.source),
-            why: format!("cannot encode: {e}"),
-        })
+            .map(|(name, t)| (name.as_str(), t.shape.as_slice(), t.data.as_slice()));
+        Ok(attnkit_formats::encode_f32_safetensors(
+            arrays,
+            &self.metadata,
+            Path::new(&self.source),
+        )?)
     }
 
     /// Writes the store to `path` atomically: a temporary file in the same folder,
     /// flushed, then renamed over `path`. On error nothing is left under `path`.
+    ///
+    /// # Errors
+    ///
+    /// As [`TensorStore::to_bytes`] and [`write_atomically`].
     pub fn save(&self, path: &Path) -> Result<()> {
         write_atomically(path, &self.to_bytes()?)
     }
 
-    /// Adds (or replaces) a tensor; errors if shape and values disagree.
+    /// Adds (or replaces) a tensor.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Value`] if the values do not fill the shape exactly.
     pub fn insert(
         &mut self,
         name: impl Into<String>,
@@ -192,7 +195,11 @@ impl TensorStore {
         self.tensors.get(name)
     }
 
-    /// The tensor called `name`, or an error listing what the file has.
+    /// The tensor called `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::MissingTensor`] listing the tensors the store does have.
     pub fn require(&self, name: &str) -> Result<&StoredTensor> {
         self.tensors
             .get(name)
@@ -209,6 +216,11 @@ impl TensorStore {
 
     /// The tensor `name` on `device`, checked against `expected` (`None` = any size);
     /// `dims` names the dimensions for the error message.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::MissingTensor`] if it is absent, [`AttnError::Shape`] if its shape
+    /// is not `expected`.
     pub fn tensor<const D: usize>(
         &self,
         name: &str,
@@ -222,6 +234,10 @@ impl TensorStore {
     }
 
     /// The tensor `name` on the host, checked against `expected` (`None` = any size).
+    ///
+    /// # Errors
+    ///
+    /// As [`TensorStore::tensor`].
     pub fn checked(
         &self,
         name: &str,
@@ -234,6 +250,10 @@ impl TensorStore {
     }
 
     /// Like [`TensorStore::tensor`] for a tensor that may be absent.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if it is present with a shape other than `expected`.
     pub fn optional_tensor<const D: usize>(
         &self,
         name: &str,
@@ -272,37 +292,24 @@ impl TensorStore {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename,
+/// so a crash never leaves half a file under `path`.
+///
+/// # Errors
+///
+/// [`AttnError::Io`] naming the file the operating system refused.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let io_err = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| AttnError::Io { path: p, source }
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".to_string());
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(bytes).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io_err(path))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    Ok(attnkit_formats::write_atomically(path, bytes)?)
 }
 
 /// Modules whose parameters load from and save to tensors named as in PyTorch.
 pub trait TorchWeights: Sized {
     /// Replaces every parameter by the tensor `prefix + name` of `store`, checking shapes.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::MissingTensor`] for an absent weight, [`AttnError::Shape`] for one
+    /// whose shape is not the parameter's.
     fn load_weights(self, store: &TensorStore, prefix: &str) -> Result<Self>;
     /// Writes every parameter into `store` as `prefix + name`.
     fn save_weights(&self, store: &mut TensorStore, prefix: &str);
@@ -367,6 +374,7 @@ mod tests {
 
     #[test]
     fn garbage_and_wrong_dtype_are_refused_with_the_file_name() {
+        use safetensors::Dtype;
         let err =
             TensorStore::from_bytes(b"not safetensors", Path::new("x.safetensors")).unwrap_err();
         assert!(
@@ -381,6 +389,15 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "y.safetensors: tensor `t`: expected dtype F32 (float32), got F64"
+        );
+    }
+
+    #[test]
+    fn a_shape_whose_size_overflows_is_refused() {
+        let err = StoredTensor::new(vec![1 << 40, 1 << 40], vec![]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "tensor: shape [1099511627776, 1099511627776] needs more than 2^64 values, got 0"
         );
     }
 

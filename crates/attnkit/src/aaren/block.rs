@@ -9,7 +9,7 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
 use super::layer::{Aaren, AarenConfig, AarenMode};
-use crate::error::{AttnError, Result};
+use crate::error::{AttnError, Result, check_size};
 use crate::layers::{FeedForward, FeedForwardConfig, load_layer_norm, save_layer_norm};
 use crate::store::{TensorStore, TorchWeights};
 
@@ -58,6 +58,11 @@ pub struct AarenEncoderBlock {
 
 impl AarenEncoderConfig {
     /// Creates one block on `device`.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`] if dropout is outside [0, 1) or the Aaren layer's or the
+    /// feed-forward network's config is refused.
     pub fn init_block(&self, device: &Device) -> Result<AarenEncoderBlock> {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(AttnError::Config(format!(
@@ -84,15 +89,40 @@ impl AarenEncoderConfig {
     }
 
     /// Creates a stack of `num_layers` blocks on `device`.
+    ///
+    /// # Errors
+    ///
+    /// As [`AarenEncoderConfig::init_block`]; also if `num_layers` is 0 or the stack
+    /// would have more than 2^31 parameters.
     pub fn init(&self, device: &Device) -> Result<AarenEncoder> {
         if self.num_layers == 0 {
             return Err(AttnError::Config(
                 "num_layers must be at least 1, got 0".into(),
             ));
         }
-        let layers = (0..self.num_layers)
-            .map(|_| self.init_block(device))
-            .collect::<Result<Vec<_>>>()?;
+        // The first block checks each part's config on its own (the more precise
+        // message); then the stack as a whole.
+        let first = self.init_block(device)?;
+        // One block: the Aaren layer 4E² + 5E, the feed-forward network 2·E·F + E + F,
+        // two layer norms 4E (an upper bound is enough to refuse an absurd stack).
+        let (e, f) = (self.embed_dim, self.ff_dim);
+        let block = e
+            .saturating_mul(e)
+            .saturating_mul(4)
+            .saturating_add(e.saturating_mul(f).saturating_mul(2))
+            .saturating_add(f)
+            .saturating_add(e.saturating_mul(10));
+        check_size(
+            &format!(
+                "the parameters of {} blocks [num_layers, one block's]",
+                self.num_layers
+            ),
+            &[self.num_layers, block],
+        )?;
+        let mut layers = vec![first];
+        for _ in 1..self.num_layers {
+            layers.push(self.init_block(device)?);
+        }
         Ok(AarenEncoder { layers })
     }
 }

@@ -14,7 +14,7 @@ use burn::prelude::*;
 use super::scan::{ScanElements, inclusive_scan, last_output};
 use super::state::AarenState;
 use crate::attention::split_heads;
-use crate::error::{AttnError, Result, check_shape};
+use crate::error::{AttnError, Result, check_shape, check_size};
 use crate::store::{TensorStore, TorchWeights, load_param};
 
 /// Configuration of [`AarenCell`].
@@ -44,7 +44,12 @@ pub struct AarenCell {
 }
 
 impl AarenCellConfig {
-    /// Checks that H ≥ 1 divides E ≥ 1.
+    /// Checks that H ≥ 1 divides E ≥ 1 and that `in_proj_weight` `[3E, E]` fits the
+    /// limit of one tensor (2^31 elements).
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`] naming the value that breaks a rule.
     pub fn validate(&self) -> Result<()> {
         if self.embed_dim == 0 || self.num_heads == 0 || self.embed_dim % self.num_heads != 0 {
             return Err(AttnError::Config(format!(
@@ -52,10 +57,19 @@ impl AarenCellConfig {
                 self.embed_dim, self.num_heads
             )));
         }
+        let e = self.embed_dim;
+        check_size(
+            &format!("in_proj_weight [3·embed_dim, embed_dim] with embed_dim = {e}"),
+            &[e.saturating_mul(3), e],
+        )?;
         Ok(())
     }
 
     /// Creates the cell on `device`.
+    ///
+    /// # Errors
+    ///
+    /// As [`AarenCellConfig::validate`].
     pub fn init(&self, device: &Device) -> Result<AarenCell> {
         self.validate()?;
         let e = self.embed_dim;

@@ -8,7 +8,7 @@ use burn::prelude::*;
 
 use super::scaled_dot_product::AttentionOutput;
 use super::softmax::masked_softmax;
-use crate::error::{AttnError, Result, check_shape};
+use crate::error::{AttnError, Result, check_shape, check_size};
 use crate::layers::{TorchLinear, TorchLinearConfig};
 use crate::store::{TensorStore, TorchWeights};
 
@@ -37,12 +37,21 @@ pub struct AdditiveAttention {
 
 impl AdditiveAttentionConfig {
     /// Creates the module on `device`.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`] if a width is 0 or a weight would have more than 2^31
+    /// elements.
     pub fn init(&self, device: &Device) -> Result<AdditiveAttention> {
         if self.query_dim == 0 || self.key_dim == 0 || self.hidden_dim == 0 {
             return Err(AttnError::Config(format!(
                 "query_dim, key_dim and hidden_dim must be at least 1, got {}, {}, {}",
                 self.query_dim, self.key_dim, self.hidden_dim
             )));
+        }
+        let h = self.hidden_dim;
+        for (name, d) in [("query_proj", self.query_dim), ("key_proj", self.key_dim)] {
+            check_size(&format!("{name}.weight [hidden_dim, {d}]"), &[h, d])?;
         }
         Ok(AdditiveAttention {
             query_proj: TorchLinearConfig::new(self.query_dim, self.hidden_dim)

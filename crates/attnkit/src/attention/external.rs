@@ -10,7 +10,7 @@ use burn::prelude::*;
 
 use super::heads::check_embedding;
 use super::softmax::masked_softmax;
-use crate::error::{AttnError, Result, check_shape};
+use crate::error::{AttnError, Result, check_shape, check_size};
 use crate::layers::{TorchLinear, TorchLinearConfig};
 use crate::store::{TensorStore, TorchWeights};
 
@@ -37,6 +37,11 @@ pub struct ExternalAttention {
 
 impl ExternalAttentionConfig {
     /// Creates the module on `device`.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`] if `d_model` or `memory` is 0, or the memories would have
+    /// more than 2^31 elements each.
     pub fn init(&self, device: &Device) -> Result<ExternalAttention> {
         if self.d_model == 0 || self.memory == 0 {
             return Err(AttnError::Config(format!(
@@ -44,6 +49,13 @@ impl ExternalAttentionConfig {
                 self.d_model, self.memory
             )));
         }
+        check_size(
+            &format!(
+                "mk.weight [memory, d_model] with memory = {}, d_model = {}",
+                self.memory, self.d_model
+            ),
+            &[self.memory, self.d_model],
+        )?;
         let init = Initializer::Normal {
             mean: 0.0,
             std: 0.001,

@@ -8,14 +8,17 @@
 //! a_t = softmax(scores), context c_t = Σ_s a_ts·h̄_s, and the attentional hidden state
 //! h̃_t = tanh(W_c·[c_t; h_t]) (eq. 5) is the output.
 
+use burn::module::{
+    Content, Devices, Module, ModuleDisplay, ModuleDisplayDefault, ModuleMapper, ModuleVisitor,
+};
 use burn::prelude::*;
 
 use super::softmax::masked_softmax;
-use crate::error::{AttnError, Result, check_shape};
+use crate::error::{AttnError, Result, check_shape, check_size};
 use crate::layers::{TorchLinear, TorchLinearConfig};
 use crate::store::{TensorStore, TorchWeights};
 
-/// Luong's score functions.
+/// Which of Luong's score functions a [`LuongAttentionConfig`] asks for.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
 pub enum LuongScore {
     /// h_tᵀ·h̄_s (needs Dq = Dk; no parameters).
@@ -38,18 +41,127 @@ pub struct LuongAttentionConfig {
     pub score: LuongScore,
 }
 
+/// A score function with its parameters: each variant holds exactly what its formula
+/// uses, so a score without its weights cannot be built.
+#[derive(Debug, Clone)]
+pub enum LuongScorer {
+    /// h_tᵀ·h̄_s; no parameters.
+    Dot,
+    /// h_tᵀ·W_a·h̄_s.
+    General {
+        /// W_a, `[Dq, Dk]` (PyTorch name `score_proj.weight`; bias-free).
+        w: TorchLinear,
+    },
+    /// v_aᵀ·tanh(W_a·[h_t; h̄_s]).
+    Concat {
+        /// W_a, `[Dq, Dq + Dk]` (`score_proj.weight`; bias-free).
+        w: TorchLinear,
+        /// v_a, `[1, Dq]` (`v.weight`; bias-free).
+        v: TorchLinear,
+    },
+}
+
+impl LuongScorer {
+    /// Which score function this is.
+    pub fn kind(&self) -> LuongScore {
+        match self {
+            Self::Dot => LuongScore::Dot,
+            Self::General { .. } => LuongScore::General,
+            Self::Concat { .. } => LuongScore::Concat,
+        }
+    }
+
+    /// The parameters with their names inside this module.
+    fn layers(&self) -> Vec<(&'static str, &TorchLinear)> {
+        match self {
+            Self::Dot => vec![],
+            Self::General { w } => vec![("w", w)],
+            Self::Concat { w, v } => vec![("w", w), ("v", v)],
+        }
+    }
+
+    /// This scorer with `f` applied to each parameter layer (by name).
+    fn map_layers(self, mut f: impl FnMut(&'static str, TorchLinear) -> TorchLinear) -> Self {
+        match self {
+            Self::Dot => Self::Dot,
+            Self::General { w } => Self::General { w: f("w", w) },
+            Self::Concat { w, v } => {
+                let w = f("w", w);
+                Self::Concat { w, v: f("v", v) }
+            }
+        }
+    }
+}
+
+// Burn derives `Module` only for enums whose variants each hold one module; `Dot` holds
+// none, so the traversal is written out: it visits the layers the variant has.
+const SCORER: &str = "Enum:LuongScorer";
+
+impl Module for LuongScorer {
+    fn collect_devices(&self, devices: Devices) -> Devices {
+        self.layers()
+            .into_iter()
+            .fold(devices, |d, (_, l)| l.collect_devices(d))
+    }
+
+    fn fork(self, device: &Device) -> Self {
+        self.map_layers(|_, l| l.fork(device))
+    }
+
+    fn to_device(self, device: &Device) -> Self {
+        self.map_layers(|_, l| l.to_device(device))
+    }
+
+    fn train(self) -> Self {
+        self.map_layers(|_, l| l.train())
+    }
+
+    fn valid(&self) -> Self {
+        self.clone().map_layers(|_, l| l.valid())
+    }
+
+    fn materialize(self) -> Self {
+        self.map_layers(|_, l| l.materialize())
+    }
+
+    fn visit<V: ModuleVisitor>(&self, visitor: &mut V) {
+        for (name, layer) in self.layers() {
+            visitor.enter_module(name, SCORER);
+            layer.visit(visitor);
+            visitor.exit_module(name, SCORER);
+        }
+    }
+
+    fn map<M: ModuleMapper>(self, mapper: &mut M) -> Self {
+        self.map_layers(|name, layer| {
+            mapper.enter_module(name, SCORER);
+            let layer = layer.map(mapper);
+            mapper.exit_module(name, SCORER);
+            layer
+        })
+    }
+}
+
+impl ModuleDisplayDefault for LuongScorer {
+    fn content(&self, content: Content) -> Option<Content> {
+        let mut content = content.set_top_level_type(&format!("{:?}", self.kind()));
+        for (name, layer) in self.layers() {
+            content = content.add(name, layer);
+        }
+        content.optional()
+    }
+}
+
+impl ModuleDisplay for LuongScorer {}
+
 /// Luong attention. PyTorch names: `score_proj.weight` (general, concat), `v.weight`
 /// (concat), `output_proj.weight` `[Dq, Dk + Dq]` (W_c; all bias-free).
 #[derive(Module, Debug)]
 pub struct LuongAttention {
-    /// W_a (absent for `dot`).
-    pub score_proj: Option<TorchLinear>,
-    /// v_a (`concat` only).
-    pub v: Option<TorchLinear>,
+    /// The score function and its parameters.
+    pub score: LuongScorer,
     /// W_c.
     pub output_proj: TorchLinear,
-    #[module(skip)]
-    score: LuongScore,
     query_dim: usize,
     key_dim: usize,
 }
@@ -67,6 +179,11 @@ pub struct LuongOutput {
 
 impl LuongAttentionConfig {
     /// Creates the module on `device`.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`] if a width is 0, the dot score gets `query_dim != key_dim`,
+    /// or a weight would have more than 2^31 elements.
     pub fn init(&self, device: &Device) -> Result<LuongAttention> {
         let (dq, dk) = (self.query_dim, self.key_dim);
         if dq == 0 || dk == 0 {
@@ -79,17 +196,27 @@ impl LuongAttentionConfig {
                 "the dot score needs query_dim = key_dim, got {dq} and {dk}"
             )));
         }
+        // W_c and the concat W_a, [Dq, Dq + Dk], are the largest weights.
+        check_size(
+            &format!(
+                "Luong W_c [query_dim, query_dim + key_dim] with query_dim = {dq}, key_dim = {dk}"
+            ),
+            &[dq, dq.saturating_add(dk)],
+        )?;
         let bias_free = |i, o| TorchLinearConfig::new(i, o).with_bias(false).init(device);
-        let (score_proj, v) = match self.score {
-            LuongScore::Dot => (None, None),
-            LuongScore::General => (Some(bias_free(dk, dq)), None),
-            LuongScore::Concat => (Some(bias_free(dq + dk, dq)), Some(bias_free(dq, 1))),
+        let score = match self.score {
+            LuongScore::Dot => LuongScorer::Dot,
+            LuongScore::General => LuongScorer::General {
+                w: bias_free(dk, dq),
+            },
+            LuongScore::Concat => LuongScorer::Concat {
+                w: bias_free(dq + dk, dq),
+                v: bias_free(dq, 1),
+            },
         };
         Ok(LuongAttention {
-            score_proj,
-            v,
+            score,
             output_proj: bias_free(dk + dq, dq),
-            score: self.score,
             query_dim: dq,
             key_dim: dk,
         })
@@ -103,6 +230,10 @@ impl LuongAttention {
     /// - `keys`: `[B, L, Dk]`
     /// - `key_padding_mask`: optional `[B, L]`, `true` = ignore
     /// - returns `output` `[B, Dq]`, `context` `[B, Dk]`, `weights` `[B, L]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if an input's shape is not the one above.
     pub fn forward(
         &self,
         query: Tensor<2>,
@@ -127,12 +258,10 @@ impl LuongAttention {
                 &["B", "L"],
             )?;
         }
-        let scores = match (self.score, &self.score_proj, &self.v) {
-            (LuongScore::Dot, _, _) => dot_scores(query.clone(), keys.clone()),
-            (LuongScore::General, Some(w), _) => {
-                dot_scores(query.clone(), w.forward(keys.clone())?)
-            }
-            (LuongScore::Concat, Some(w), Some(v)) => {
+        let scores = match &self.score {
+            LuongScorer::Dot => dot_scores(query.clone(), keys.clone()),
+            LuongScorer::General { w } => dot_scores(query.clone(), w.forward(keys.clone())?),
+            LuongScorer::Concat { w, v } => {
                 // W_a·[q; k] = W_a[:, :Dq]·q + W_a[:, Dq:]·k, without building [q; k] per pair.
                 let wa = w.weight.val();
                 let wq = wa.clone().slice([0..dq, 0..dq]);
@@ -141,7 +270,6 @@ impl LuongAttention {
                 let k_part = keys.clone().matmul(wk.transpose().unsqueeze_dim::<3>(0));
                 v.forward((q_part + k_part).tanh())?.squeeze_dim::<2>(2)
             }
-            _ => unreachable!("init creates the parameters each score function needs"),
         };
         let weights = masked_softmax(scores, key_padding_mask, 1);
         let context = weights
@@ -168,17 +296,19 @@ fn dot_scores(query: Tensor<2>, keys: Tensor<3>) -> Tensor<2> {
 
 impl TorchWeights for LuongAttention {
     fn load_weights(self, store: &TensorStore, prefix: &str) -> Result<Self> {
-        let score_proj = match self.score_proj {
-            Some(w) => Some(w.load_weights(store, &format!("{prefix}score_proj."))?),
-            None => None,
-        };
-        let v = match self.v {
-            Some(v) => Some(v.load_weights(store, &format!("{prefix}v."))?),
-            None => None,
+        let score_proj = format!("{prefix}score_proj.");
+        let score = match self.score {
+            LuongScorer::Dot => LuongScorer::Dot,
+            LuongScorer::General { w } => LuongScorer::General {
+                w: w.load_weights(store, &score_proj)?,
+            },
+            LuongScorer::Concat { w, v } => LuongScorer::Concat {
+                w: w.load_weights(store, &score_proj)?,
+                v: v.load_weights(store, &format!("{prefix}v."))?,
+            },
         };
         Ok(Self {
-            score_proj,
-            v,
+            score,
             output_proj: self
                 .output_proj
                 .load_weights(store, &format!("{prefix}output_proj."))?,
@@ -187,13 +317,89 @@ impl TorchWeights for LuongAttention {
     }
 
     fn save_weights(&self, store: &mut TensorStore, prefix: &str) {
-        if let Some(w) = &self.score_proj {
-            w.save_weights(store, &format!("{prefix}score_proj."));
-        }
-        if let Some(v) = &self.v {
-            v.save_weights(store, &format!("{prefix}v."));
+        match &self.score {
+            LuongScorer::Dot => {}
+            LuongScorer::General { w } => w.save_weights(store, &format!("{prefix}score_proj.")),
+            LuongScorer::Concat { w, v } => {
+                w.save_weights(store, &format!("{prefix}score_proj."));
+                v.save_weights(store, &format!("{prefix}v."));
+            }
         }
         self.output_proj
             .save_weights(store, &format!("{prefix}output_proj."));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::store::ModuleRecord;
+    use burn::tensor::{Bytes, Distribution};
+
+    use super::*;
+
+    fn luong(score: LuongScore) -> LuongAttention {
+        LuongAttentionConfig::new(4, 4)
+            .with_score(score)
+            .init(&Device::flex())
+            .unwrap()
+    }
+
+    #[test]
+    fn each_score_holds_exactly_its_parameters() {
+        // W_c [4, 8] always; general adds W_a [4, 4]; concat W_a [4, 8] and v_a [1, 4].
+        for (score, params, names) in [
+            (LuongScore::Dot, 32, vec!["output_proj.weight"]),
+            (
+                LuongScore::General,
+                48,
+                vec!["output_proj.weight", "score_proj.weight"],
+            ),
+            (
+                LuongScore::Concat,
+                68,
+                vec!["output_proj.weight", "score_proj.weight", "v.weight"],
+            ),
+        ] {
+            let m = luong(score);
+            assert_eq!(m.score.kind(), score);
+            assert_eq!(Module::num_params(&m), params, "{score:?}");
+            let mut store = TensorStore::new("w");
+            m.save_weights(&mut store, "");
+            assert_eq!(store.names().collect::<Vec<_>>(), names, "{score:?}");
+        }
+    }
+
+    #[test]
+    fn a_record_carries_the_score_parameters_to_another_module() {
+        let device = Device::flex();
+        let query = Tensor::<2>::random([2, 4], Distribution::Normal(0.0, 1.0), &device);
+        let keys = Tensor::<3>::random([2, 3, 4], Distribution::Normal(0.0, 1.0), &device);
+        for score in [LuongScore::General, LuongScore::Concat] {
+            let (a, b) = (luong(score), luong(score));
+            let bytes = a.clone().into_record().into_bytes().unwrap().to_vec();
+            let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).unwrap();
+            let b = b.try_load_record(record).unwrap();
+            let out = |m: &LuongAttention| {
+                m.forward(query.clone(), keys.clone(), None)
+                    .unwrap()
+                    .output
+                    .try_into_vec_as::<f32>()
+                    .unwrap()
+            };
+            assert_eq!(out(&a), out(&b), "{score:?}");
+        }
+    }
+
+    #[test]
+    fn absurd_widths_are_refused_before_allocating() {
+        let err = LuongAttentionConfig::new(1 << 20, 1 << 20)
+            .init(&Device::flex())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config: Luong W_c [query_dim, query_dim + key_dim] with query_dim = 1048576, \
+             key_dim = 1048576: shape [1048576, 2097152]: expected at most 2147483648 (2^31) \
+             elements, got 2199023255552"
+        );
     }
 }

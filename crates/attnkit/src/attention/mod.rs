@@ -35,7 +35,7 @@ pub use additive::{AdditiveAttention, AdditiveAttentionConfig};
 pub use encoder_layer::{TransformerEncoderLayer, TransformerEncoderLayerConfig};
 pub use external::{ExternalAttention, ExternalAttentionConfig};
 pub use heads::{combine_heads, split_heads};
-pub use luong::{LuongAttention, LuongAttentionConfig, LuongOutput, LuongScore};
+pub use luong::{LuongAttention, LuongAttentionConfig, LuongOutput, LuongScore, LuongScorer};
 pub use mask::{AttentionMask, mask_from_floats};
 pub use multi_head::{MultiHeadAttention, MultiHeadAttentionConfig, MultiHeadOutput};
 pub use scaled_dot_product::{

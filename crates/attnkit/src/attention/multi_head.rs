@@ -15,7 +15,7 @@ use super::heads::{check_embedding, combine_heads, split_heads};
 use super::mask::AttentionMask;
 use super::scaled_dot_product::{attend, f32_slice};
 use super::tiled::{HeadLayout, TiledAttention};
-use crate::error::{AttnError, Result, check_shape};
+use crate::error::{AttnError, Result, check_shape, check_size};
 use crate::layers::TorchLinear;
 use crate::layers::linear::torch_linear;
 use crate::store::{TensorStore, TorchWeights, load_param};
@@ -72,7 +72,12 @@ impl MultiHeadOutput {
 }
 
 impl MultiHeadAttentionConfig {
-    /// Checks the configuration: heads >= 1 dividing the embedding, dropout in [0, 1).
+    /// Checks the configuration: heads >= 1 dividing the embedding, dropout in [0, 1),
+    /// `in_proj_weight` `[3E, E]` within the limit of one tensor (2^31 elements).
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`] naming the value that breaks a rule.
     pub fn validate(&self) -> Result<()> {
         if self.embed_dim == 0 {
             return Err(AttnError::Config(
@@ -91,10 +96,19 @@ impl MultiHeadAttentionConfig {
                 self.dropout
             )));
         }
+        let e = self.embed_dim;
+        check_size(
+            &format!("in_proj_weight [3·embed_dim, embed_dim] with embed_dim = {e}"),
+            &[e.saturating_mul(3), e],
+        )?;
         Ok(())
     }
 
     /// Creates the module on `device` after [`validate`](Self::validate).
+    ///
+    /// # Errors
+    ///
+    /// As [`MultiHeadAttentionConfig::validate`].
     pub fn init(&self, device: &Device) -> Result<MultiHeadAttention> {
         self.validate()?;
         let e = self.embed_dim;

@@ -13,7 +13,7 @@ use burn::prelude::*;
 use super::heads::{check_embedding, combine_heads, split_heads};
 use super::mask::AttentionMask;
 use super::scaled_dot_product::attend;
-use crate::error::{AttnError, Result};
+use crate::error::{AttnError, Result, check_size};
 use crate::layers::{TorchLinear, TorchLinearConfig, load_layer_norm, save_layer_norm};
 use crate::store::{TensorStore, TorchWeights};
 
@@ -46,6 +46,11 @@ pub struct SimplifiedSelfAttention {
 
 impl SimplifiedSelfAttentionConfig {
     /// Creates the module on `device`.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`] if `num_heads` does not divide `embed_dim`, or the
+    /// `[E, E]` projection would have more than 2^31 elements.
     pub fn init(&self, device: &Device) -> Result<SimplifiedSelfAttention> {
         if self.num_heads == 0 || self.embed_dim % self.num_heads != 0 {
             return Err(AttnError::Config(format!(
@@ -53,6 +58,11 @@ impl SimplifiedSelfAttentionConfig {
                 self.embed_dim, self.num_heads
             )));
         }
+        let e = self.embed_dim;
+        check_size(
+            &format!("fc.weight [embed_dim, embed_dim] with embed_dim = {e}"),
+            &[e, e],
+        )?;
         Ok(SimplifiedSelfAttention {
             fc: TorchLinearConfig::new(self.embed_dim, self.embed_dim).init(device),
             layer_norm: LayerNormConfig::new(self.embed_dim).init(device),

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use super::{Call, ModuleConfig};
-use crate::aaren::{AarenConfig, AarenMode};
+use crate::aaren::{AarenCellConfig, AarenConfig, AarenMode};
 use crate::attention::mask_from_floats;
 use crate::error::Result;
 use crate::store::{TensorStore, TorchWeights};
@@ -34,6 +34,10 @@ impl AarenContract {
 
 impl ModuleConfig for AarenContract {
     const KEYS: &'static [&'static str] = &["embed_dim", "num_heads", "mode"];
+
+    fn check(&self, _module: &str) -> Result<()> {
+        AarenCellConfig::new(self.embed_dim, self.num_heads).validate()
+    }
 }
 
 pub(super) fn run(call: &mut Call<'_>) -> Result<TensorStore> {

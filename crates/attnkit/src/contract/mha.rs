@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::{Call, ModuleConfig};
 use crate::attention::{AttentionMask, MultiHeadAttentionConfig, mask_from_floats};
-use crate::error::Result;
+use crate::error::{Result, check_result_size};
 use crate::store::{TensorStore, TorchWeights};
 
 /// The `mha` config: `embed_dim` and `num_heads`.
@@ -29,6 +29,10 @@ impl MhaContract {
 
 impl ModuleConfig for MhaContract {
     const KEYS: &'static [&'static str] = &["embed_dim", "num_heads"];
+
+    fn check(&self, _module: &str) -> Result<()> {
+        MultiHeadAttentionConfig::new(self.embed_dim, self.num_heads).validate()
+    }
 }
 
 pub(super) fn run(call: &mut Call<'_>) -> Result<TensorStore> {
@@ -51,6 +55,10 @@ pub(super) fn run(call: &mut Call<'_>) -> Result<TensorStore> {
     let value = call
         .optional_input("value", [Some(b), Some(lk), Some(e)], ["B", "Lk", "E"])?
         .unwrap_or_else(|| key.clone());
+    check_result_size(
+        "`mha` attention weights [B, num_heads, Lq, Lk]",
+        &[b, cfg.num_heads, query.dims()[1], lk],
+    )?;
     let mut mask = AttentionMask::none();
     if let Some(m) = call.optional_input("key_padding_mask", [Some(b), Some(lk)], ["B", "Lk"])? {
         mask = mask.with_key_padding(mask_from_floats("key_padding_mask", m)?);

@@ -261,8 +261,53 @@ mod tests {
 
     #[test]
     fn non_object_config_is_refused() {
-        let err = parse_config("[1, 2]", "--config").unwrap_err();
+        let err = parse_config("[1, 2]", "inline config").unwrap_err();
         assert!(err.to_string().contains("expected a JSON object"), "{err}");
+    }
+
+    /// Runs `module` with a JSON `config` on `inputs` (no weights) and returns its error.
+    fn refusal(module: &str, config: &str, inputs: &TensorStore) -> String {
+        let config = parse_config(config, "inline config").unwrap();
+        forward(module, &config, None, inputs, &Device::flex())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_before_anything_is_allocated() {
+        let none = TensorStore::new("in");
+        assert_eq!(
+            refusal("mha", r#"{"embed_dim": 4000000000, "num_heads": 4}"#, &none),
+            "config: in_proj_weight [3·embed_dim, embed_dim] with embed_dim = 4000000000: \
+             shape [12000000000, 4000000000]: expected at most 2147483648 (2^31) elements, \
+             got more than 2^64"
+        );
+        // A trillion tiny layers: refused before a weight name is listed for each.
+        let err = refusal(
+            "lstm",
+            r#"{"input_size": 1, "hidden_size": 1, "num_layers": 1000000000000}"#,
+            &none,
+        );
+        assert!(
+            err.starts_with("config: the parameters of 1000000000000 layers"),
+            "{err}"
+        );
+        let err = refusal(
+            "external",
+            r#"{"d_model": 4294967296, "memory": 4294967296}"#,
+            &none,
+        );
+        assert!(err.contains("got more than 2^64"), "{err}");
+        // Empty inputs whose attention weights [1, 1, 2^16, 2^16] would be 2^32 floats.
+        let mut inputs = TensorStore::new("in");
+        for name in ["query", "key", "value"] {
+            inputs.insert(name, vec![1, 1, 1 << 16, 0], vec![]).unwrap();
+        }
+        assert_eq!(
+            refusal("sdpa", "{}", &inputs),
+            "`sdpa` attention weights [B, H, Lq, Lk]: shape [1, 1, 65536, 65536]: expected \
+             at most 2147483648 (2^31) elements, got 4294967296"
+        );
     }
 
     #[test]

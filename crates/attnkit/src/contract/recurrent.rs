@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use super::{Call, ModuleConfig};
-use crate::error::Result;
+use crate::error::{Result, check_result_size};
 use crate::recurrent::{RecurrentConfig, RecurrentKind};
 use crate::store::{TensorStore, TorchWeights};
 
@@ -50,6 +50,19 @@ impl RecurrentContract {
 impl ModuleConfig for RecurrentContract {
     const KEYS: &'static [&'static str] =
         &["input_size", "hidden_size", "bidirectional", "num_layers"];
+
+    /// The sizes, before [`RecurrentContract::weight_names`] lists a name per weight.
+    fn check(&self, module: &str) -> Result<()> {
+        let kind = match module {
+            "gru" => RecurrentKind::Gru,
+            "rnn" => RecurrentKind::Rnn,
+            _ => RecurrentKind::Lstm,
+        };
+        RecurrentConfig::new(kind, self.input_size, self.hidden_size)
+            .with_num_layers(self.num_layers)
+            .with_bidirectional(self.bidirectional)
+            .validate()
+    }
 }
 
 fn one() -> usize {
@@ -70,6 +83,11 @@ pub(super) fn run(call: &mut Call<'_>, kind: RecurrentKind) -> Result<TensorStor
         "x",
         [None, None, Some(cfg.input_size)],
         ["B", "L", "input_size"],
+    )?;
+    let [b, l, _] = x.dims();
+    check_result_size(
+        &format!("`{}` output [B, L, directions·hidden_size]", call.module),
+        &[b, l, cfg.directions(), cfg.hidden_size],
     )?;
     let out = net.forward(x, None)?;
     let mut store = TensorStore::new("outputs");

@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::{Call, ModuleConfig};
 use crate::attention::{ScaledDotProductAttentionConfig, mask_from_floats};
-use crate::error::{AttnError, Result};
+use crate::error::{AttnError, Result, check_result_size};
 use crate::store::TensorStore;
 
 /// The `sdpa` config: `causal` (default false) and `scale` (default 1/√D).
@@ -51,6 +51,10 @@ pub(super) fn run(call: &mut Call<'_>) -> Result<TensorStore> {
         ["B", "H", "Lk", "D"],
     )?;
     let lk = k.dims()[2];
+    check_result_size(
+        "`sdpa` attention weights [B, H, Lq, Lk]",
+        &[b, h, q.dims()[2], lk],
+    )?;
     let v = call.input(
         "value",
         [Some(b), Some(h), Some(lk), None],

@@ -5,7 +5,7 @@ use burn::nn::{Dropout, DropoutConfig, Relu};
 use burn::prelude::*;
 
 use super::linear::{TorchLinear, TorchLinearConfig};
-use crate::error::{AttnError, Result};
+use crate::error::{AttnError, Result, check_size};
 use crate::store::{TensorStore, TorchWeights};
 
 /// Configuration of [`FeedForward`].
@@ -34,6 +34,11 @@ pub struct FeedForward {
 
 impl FeedForwardConfig {
     /// Creates the network on `device` (weights initialised as `nn.Linear`).
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`] if a width is 0, dropout is outside [0, 1), or a weight
+    /// would have more than 2^31 elements.
     pub fn init(&self, device: &Device) -> Result<FeedForward> {
         if self.d_model == 0 || self.d_hidden == 0 {
             return Err(AttnError::Config(format!(
@@ -41,6 +46,13 @@ impl FeedForwardConfig {
                 self.d_model, self.d_hidden
             )));
         }
+        check_size(
+            &format!(
+                "linear1.weight [d_hidden, d_model] with d_hidden = {}, d_model = {}",
+                self.d_hidden, self.d_model
+            ),
+            &[self.d_hidden, self.d_model],
+        )?;
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(AttnError::Config(format!(
                 "dropout must be in [0, 1), got {}",

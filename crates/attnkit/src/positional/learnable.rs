@@ -5,7 +5,7 @@ use burn::module::Param;
 use burn::nn::Initializer;
 use burn::prelude::*;
 
-use crate::error::{AttnError, Result, check_shape};
+use crate::error::{AttnError, Result, check_shape, check_size};
 use crate::store::{TensorStore, TorchWeights, load_param};
 
 /// Configuration of [`LearnablePositionalEncoding`].
@@ -30,6 +30,11 @@ pub struct LearnablePositionalEncoding {
 
 impl LearnablePositionalEncodingConfig {
     /// Creates the encoding on `device`.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`] if `max_len` or `d_model` is 0, or the table would have
+    /// more than 2^31 elements.
     pub fn init(&self, device: &Device) -> Result<LearnablePositionalEncoding> {
         if self.max_len == 0 || self.d_model == 0 {
             return Err(AttnError::Config(format!(
@@ -37,6 +42,13 @@ impl LearnablePositionalEncodingConfig {
                 self.max_len, self.d_model
             )));
         }
+        check_size(
+            &format!(
+                "positional_encoding [1, max_len, d_model] with max_len = {}, d_model = {}",
+                self.max_len, self.d_model
+            ),
+            &[self.max_len, self.d_model],
+        )?;
         let init = Initializer::Normal {
             mean: 0.0,
             std: self.init_std,

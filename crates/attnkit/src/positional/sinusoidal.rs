@@ -5,7 +5,7 @@
 
 use burn::prelude::*;
 
-use crate::error::{AttnError, Result, check_shape};
+use crate::error::{AttnError, Result, check_shape, check_size};
 
 /// Configuration of [`SinusoidalPositionalEncoding`].
 #[derive(Config, Debug)]
@@ -36,6 +36,10 @@ impl SinusoidalPositionalEncodingConfig {
                 self.base
             )));
         }
+        check_size(
+            &format!("the table [1, max_len, d_model] with max_len = {l}, d_model = {d}"),
+            &[l, d],
+        )?;
         Ok(SinusoidalPositionalEncoding {
             table: Tensor::from_data(
                 TensorData::new(sinusoid_table(l, d, self.base), [1, l, d]),

@@ -6,7 +6,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{gru, lstm, rnn};
-use crate::error::{AttnError, Result, check_shape};
+use crate::error::{AttnError, Result, check_shape, check_size};
 use crate::store::{TensorStore, TorchWeights, load_param};
 
 /// Which recurrence.
@@ -87,14 +87,57 @@ pub struct RecurrentOutput {
 }
 
 impl RecurrentConfig {
-    /// Creates the network; weights and biases U(−1/√H, 1/√H) as PyTorch.
-    pub fn init(&self, device: &Device) -> Result<Recurrent> {
+    /// Checks the sizes: all at least 1, every weight and the whole stack within the
+    /// limit of one tensor (2^31 elements), so a deep stack of small layers is refused
+    /// before its loop allocates.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`] naming the size that breaks a rule.
+    pub fn validate(&self) -> Result<()> {
         if self.input_size == 0 || self.hidden_size == 0 || self.num_layers == 0 {
             return Err(AttnError::Config(format!(
                 "input_size, hidden_size and num_layers must be at least 1, got {}, {}, {}",
                 self.input_size, self.hidden_size, self.num_layers
             )));
         }
+        let (h, g) = (self.hidden_size, self.kind.gates());
+        let dirs = if self.bidirectional { 2 } else { 1 };
+        let gh = g.saturating_mul(h);
+        let input = if self.num_layers > 1 {
+            self.input_size.max(h.saturating_mul(dirs))
+        } else {
+            self.input_size
+        };
+        check_size(
+            &format!(
+                "weight_ih [gates·hidden_size, input] with hidden_size = {h}, input = {input}"
+            ),
+            &[gh, input],
+        )?;
+        check_size(
+            &format!("weight_hh [gates·hidden_size, hidden_size] with hidden_size = {h}"),
+            &[gh, h],
+        )?;
+        // The widest cell: both weights and both biases.
+        let cell = gh.saturating_mul(input.saturating_add(h).saturating_add(2));
+        check_size(
+            &format!(
+                "the parameters of {} layers [layers·directions, one cell's]",
+                self.num_layers
+            ),
+            &[self.num_layers.saturating_mul(dirs), cell],
+        )?;
+        Ok(())
+    }
+
+    /// Creates the network; weights and biases U(−1/√H, 1/√H) as PyTorch.
+    ///
+    /// # Errors
+    ///
+    /// As [`RecurrentConfig::validate`].
+    pub fn init(&self, device: &Device) -> Result<Recurrent> {
+        self.validate()?;
         let (h, g) = (self.hidden_size, self.kind.gates());
         let bound = 1.0 / (h as f64).sqrt();
         let init = Initializer::Uniform {
