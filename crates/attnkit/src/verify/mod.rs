@@ -1,8 +1,8 @@
 //! Self-checks: each Burn module against the dependency-free `f64` reference of
 //! `attnkit-kernels` on seeded random data. The tour runs these; users can run them on
 //! their own platform or backend to see that the numbers hold there. [`fixture`] loads
-//! the cases written by the PyTorch/numpy generators under `tools/fixtures/` and checks
-//! outputs against them element-wise.
+//! the cases written by the PyTorch/numpy generators under `tools/fixtures/`, and
+//! [`check`] compares outputs with them element-wise.
 
 use attnkit_kernels::reference::{
     AarenWeights, MhaShape, MhaWeights, SdpaOptions, SdpaShape, SelfAttention, aaren_layer,
@@ -17,10 +17,12 @@ use crate::error::Result;
 use crate::store::{StoredTensor, TensorStore, TorchWeights};
 
 mod agreement;
+pub mod check;
 pub mod fixture;
 
 pub use agreement::Agreement;
-pub use fixture::{CaseReport, Fixture, FixtureSummary, TensorCheck, Tolerance, WorstElement};
+pub use check::{CaseReport, FixtureSummary, TensorCheck, Tolerance, WorstElement};
+pub use fixture::Fixture;
 
 fn randn(rng: &mut SplitMix64, n: usize, scale: f64) -> Vec<f32> {
     (0..n).map(|_| (rng.normal() * scale) as f32).collect()
