@@ -11,7 +11,7 @@
 //! | parallel prefix scan, all outputs, differentiable | [`AarenCell::forward_parallel`], [`scan::prefix_attention`] | ⌈log₂ L⌉ parallel steps |
 //! | constant-memory stream on the kernels | [`TokenStream`] | one step per token, no allocation |
 //!
-//! The layer [`Aaren`] (SPEC §9) adds the output projection and runs either form; an
+//! The layer [`Aaren`] adds the output projection and runs either form; an
 //! [`AarenEncoderBlock`] uses it in place of self-attention, and blocks stack into an
 //! [`AarenEncoder`].
 //!
@@ -36,16 +36,16 @@
 
 pub mod block;
 pub mod cell;
-pub mod embedded;
 mod fused;
+pub mod kernel_stream;
 pub mod layer;
 pub mod scan;
 pub mod state;
 
 pub use block::{AarenEncoder, AarenEncoderBlock, AarenEncoderConfig};
 pub use cell::{AarenCell, AarenCellConfig};
-pub use embedded::{FoldedAaren, TokenStream};
 pub use fused::prefix_attention_fused;
+pub use kernel_stream::{FoldedAaren, TokenStream};
 pub use layer::{Aaren, AarenConfig, AarenLayerStream, AarenMode};
 pub use scan::{ScanElements, inclusive_scan, last_output, prefix_attention};
 pub use state::AarenState;

@@ -13,7 +13,7 @@
 //! | [`external`] | two linear memories, double normalisation | `[B, N, d]` → `[B, N, d]` |
 //!
 //! Every softmax goes through [`softmax::masked_softmax`] or, for the `[B, H, Lq, Lk]`
-//! scores of scaled dot-product attention, [`softmax_op::attention_softmax`] (the same
+//! scores of scaled dot-product attention, [`softmax_operation::attention_softmax`] (the same
 //! function as one operation with its own backward pass): huge logits never overflow and
 //! fully masked rows give zeros, never NaN.
 
@@ -28,7 +28,7 @@ pub mod scaled_dot_product;
 pub mod self_attention_block;
 pub mod simplified;
 pub mod softmax;
-pub mod softmax_op;
+pub mod softmax_operation;
 mod tiled;
 
 pub use additive::{AdditiveAttention, AdditiveAttentionConfig};
@@ -44,4 +44,4 @@ pub use scaled_dot_product::{
 pub use self_attention_block::{SelfAttentionBlock, SelfAttentionBlockConfig};
 pub use simplified::{SimplifiedSelfAttention, SimplifiedSelfAttentionConfig};
 pub use softmax::masked_softmax;
-pub use softmax_op::attention_softmax;
+pub use softmax_operation::attention_softmax;

@@ -5,7 +5,7 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
 use super::mask::AttentionMask;
-use super::softmax_op::attention_softmax;
+use super::softmax_operation::attention_softmax;
 use super::tiled::{HeadLayout, TiledAttention};
 use crate::error::{AttnError, Result, check_shape};
 use burn::tensor::DType;
