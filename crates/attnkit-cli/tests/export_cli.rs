@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use attnkit::verify::Fixture;
 use attnkit_onnx::proto::tensor_shape_proto::dimension;
 use attnkit_onnx::proto::{ValueInfoProto, type_proto};
 
@@ -61,17 +62,19 @@ fn dims(v: &ValueInfoProto) -> Vec<String> {
 }
 
 fn export_fixture(case: &str, extra: &[&str]) -> (attnkit_onnx::proto::ModelProto, String) {
-    let dir = fixture(case);
+    let fixture = Fixture::load(&fixture(case)).unwrap_or_else(|e| panic!("{e}"));
     let scratch = Scratch::new(case);
     let out = scratch.0.join("model.onnx");
-    let case_json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("case.json")).unwrap()).unwrap();
-    let module = case_json["module"].as_str().unwrap();
-    let config = dir.join("config.json");
-    let weights = dir.join("weights.safetensors");
-    let mut args = vec!["--module", module, "--config", config.to_str().unwrap()];
-    if weights.exists() {
-        args.extend(["--weights", weights.to_str().unwrap()]);
+    let config = fixture.config_path();
+    let weights = fixture.weights_path();
+    let mut args = vec![
+        "--module",
+        fixture.module.as_str(),
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    if let Some(w) = &weights {
+        args.extend(["--weights", w.to_str().unwrap()]);
     }
     args.extend(["--out", out.to_str().unwrap()]);
     args.extend(extra);

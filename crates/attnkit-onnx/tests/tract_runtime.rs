@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use attnkit::contract;
 use attnkit::store::{StoredTensor, TensorStore};
+use attnkit::verify::{CaseReport, Fixture, FixtureSummary, TensorCheck, Tolerance};
 use attnkit_kernels::rng::SplitMix64;
 use attnkit_onnx::proto::ModelProto;
 use attnkit_onnx::{ExportOptions, MaskInput, STEP_INPUTS, STEP_OUTPUTS, export_module};
@@ -166,30 +167,11 @@ fn assert_single_assignment(model: &ModelProto, what: &str) {
     walk(model.graph.as_ref().unwrap(), &mut Default::default(), what);
 }
 
-/// The worst |got − want| / (atol + rtol·|want|) over all elements (≤ 1 passes).
-fn worst_ratio(got: &StoredTensor, want: &StoredTensor, atol: f64, rtol: f64) -> f64 {
-    assert_eq!(got.shape, want.shape, "shapes differ");
-    got.data
-        .iter()
-        .zip(&want.data)
-        .map(|(&g, &w)| {
-            assert!(g.is_finite(), "non-finite output {g}");
-            ((g as f64 - w as f64).abs()) / (atol + rtol * (w as f64).abs())
-        })
-        .fold(0.0, f64::max)
-}
-
+/// Every output of `want` is in `got` within atol + rtol·|want| element-wise; a failure
+/// names every output outside it, with its worst element.
 fn assert_close(what: &str, got: &TensorStore, want: &TensorStore, atol: f64, rtol: f64) {
-    for name in want.names() {
-        let g = got
-            .get(name)
-            .unwrap_or_else(|| panic!("{what}: output `{name}` missing"));
-        let r = worst_ratio(g, want.get(name).unwrap(), atol, rtol);
-        assert!(
-            r <= 1.0,
-            "{what}: `{name}` off by {r:.2}× the tolerance (atol {atol}, rtol {rtol})"
-        );
-    }
+    let report = CaseReport::compare(what, got, want, Tolerance::new(atol, rtol));
+    assert!(report.passed(), "{report}");
 }
 
 fn random(rng: &mut SplitMix64, shape: &[usize], scale: f32) -> StoredTensor {
@@ -677,25 +659,13 @@ fn fixtures_dir() -> PathBuf {
 /// The committed PyTorch/numpy fixtures of every exportable module, through tract.
 #[test]
 fn committed_fixtures_match_their_oracle() {
-    let mut checked = Vec::new();
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    dirs.sort();
-    for dir in dirs {
-        let case: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("case.json")).unwrap()).unwrap();
-        let module = case["module"].as_str().unwrap();
+    let mut summary = FixtureSummary::new();
+    for case in Fixture::load_all(&fixtures_dir()).unwrap_or_else(|e| panic!("{e}")) {
+        let module = case.module.as_str();
         if !attnkit_onnx::EXPORTABLE.contains(&module) {
             continue;
         }
-        let weights_path = dir.join("weights.safetensors");
-        let weights = weights_path
-            .exists()
-            .then(|| TensorStore::load(&weights_path).unwrap());
-        let inputs = TensorStore::load(&dir.join("input.safetensors")).unwrap();
-        let expected = TensorStore::load(&dir.join("expected.safetensors")).unwrap();
+        let (weights, inputs) = (case.weights.as_ref(), &case.inputs);
         let mask = if inputs.get("key_padding_mask").is_some() {
             MaskInput::Required
         } else {
@@ -710,22 +680,17 @@ fn committed_fixtures_match_their_oracle() {
         } else {
             options
         };
-        let exported = export_module(module, &case["config"], weights.as_ref(), &options).unwrap();
+        let exported = export_module(module, &case.config, weights, &options).unwrap();
         let got = if module == "lstm" {
-            run_tract_per_sequence(&exported.model, &inputs)
+            run_tract_per_sequence(&exported.model, inputs)
         } else {
-            run_tract(&exported.model, &inputs)
+            run_tract(&exported.model, inputs)
         };
-        let (atol, rtol) = (
-            case["tolerance"]["atol"].as_f64().unwrap(),
-            case["tolerance"]["rtol"].as_f64().unwrap(),
-        );
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        assert_close(&name, &got, &expected, atol, rtol);
-        checked.push(name);
+        summary.push(case.check(&got));
     }
     // sdpa ×5, mha ×4, external ×2, aaren ×5, lstm ×2, gru ×2, rnn ×1.
-    assert_eq!(checked.len(), 21, "{checked:?}");
+    assert_eq!(summary.cases.len(), 21, "{summary}");
+    assert!(summary.passed(), "{summary}");
 }
 
 /// A trained counting network (both mixers) exported from its checkpoint: the logits
@@ -773,8 +738,8 @@ fn counting_checkpoint_exports_whole() {
         let want = StoredTensor::from_tensor(want);
 
         let got = run_tract_i64(&exported.model, &[(vec![b, t], &tokens)]);
-        let r = worst_ratio(&got, &want, 1e-4, 1e-3);
-        assert!(r <= 1.0, "{mixer:?}: logits off by {r:.2}× the tolerance");
+        let check = TensorCheck::compare("logits", &got, &want, Tolerance::new(1e-4, 1e-3));
+        assert!(check.passed(), "{mixer:?}: {check}");
         let classes = want.shape[1];
         for row in 0..b {
             let argmax = |d: &[f32]| (0..classes).max_by(|&i, &j| d[i].total_cmp(&d[j])).unwrap();
@@ -863,8 +828,8 @@ fn sentiment_checkpoints_export_whole() {
 
         let lens: Vec<i64> = lengths.iter().map(|&v| v as i64).collect();
         let got = run_tract_i64(&exported.model, &[(vec![b, l], &ids), (vec![b], &lens)]);
-        let r = worst_ratio(&got, &want, 1e-5, 1e-4);
-        assert!(r <= 1.0, "{model:?}: logits off by {r:.2}× the tolerance");
+        let check = TensorCheck::compare("logits", &got, &want, Tolerance::new(1e-5, 1e-4));
+        assert!(check.passed(), "{model:?}: {check}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
