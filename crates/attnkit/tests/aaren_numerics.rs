@@ -1,6 +1,10 @@
-//! The numerical hazards of softmax attention as a recurrence, beyond the max trick:
-//! each test shows the failure of the naive form and that the form used here avoids it.
-//! `docs/aaren.md` ("Numerical instabilities") explains each one and cites these tests.
+//! The numerical hazards of softmax attention as a recurrence, beyond the max trick.
+//!
+//! Tests named `demonstrates_…` are demonstrations, not tests of attnkit: they run a
+//! naive form written out in the test (or plain IEEE arithmetic, or f16/bf16 rounding
+//! simulated with the `half` crate) to show the hazard happening. The other tests run
+//! attnkit's own code on the inputs that trigger each hazard. `docs/aaren.md`
+//! ("Numerical instabilities") explains each one and cites both kinds.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,14 +15,16 @@ use attnkit_kernels::rng::SplitMix64;
 use burn::prelude::*;
 use half::{bf16, f16};
 
-/// The recurrence with m_0 = 0 instead of −inf: with every score far below 0, each
-/// weight e^(s − 0) underflows to 0 and the output is 0/0.
+const VERY_NEGATIVE_SCORES: [f32; 2] = [-1.0e4, -2.0e4];
+const VERY_NEGATIVE_VALUES: [f32; 2] = [3.0, 5.0];
+
+/// A demonstration, not a test of attnkit: the recurrence written out with m_0 = 0
+/// instead of −inf. With every score far below 0, each weight e^(s − 0) underflows to 0
+/// and the output is 0/0.
 #[test]
-fn m0_zero_trap() {
-    let scores = [-1.0e4f32, -2.0e4];
-    let values = [3.0f32, 5.0];
+fn demonstrates_m0_zero_gives_nan() {
     let (mut m, mut c, mut a) = (0.0f32, 0.0f32, 0.0f32);
-    for (s, v) in scores.iter().zip(values) {
+    for (s, v) in VERY_NEGATIVE_SCORES.iter().zip(VERY_NEGATIVE_VALUES) {
         let m_new = m.max(*s);
         let (alpha, beta) = ((m - m_new).exp(), (s - m_new).exp());
         c = c * alpha + beta;
@@ -26,7 +32,13 @@ fn m0_zero_trap() {
         m = m_new;
     }
     assert!((a / c).is_nan(), "m_0 = 0 gives 0/0");
-    // m_0 = −inf: the first token sets m, its weight is e^0 = 1.
+}
+
+/// The kernel's update starts from m_0 = −inf: on the same very negative scores the
+/// first token sets m and weighs e^0 = 1, so the output is the first value exactly.
+#[test]
+fn m0_neg_inf_survives_very_negative_scores() {
+    let (scores, values) = (VERY_NEGATIVE_SCORES, VERY_NEGATIVE_VALUES);
     let mut state = [0.0f32; 3];
     reset(&mut state);
     for (s, v) in scores.iter().zip(values) {
@@ -37,15 +49,26 @@ fn m0_zero_trap() {
     assert_eq!(o, [3.0]);
 }
 
-/// Without a running maximum, e^s overflows f32 at s > 88.7 (inf/inf = NaN) and
-/// underflows below s < −103 (0/0 = NaN). The state (m, c, a) keeps every exponent ≤ 0.
+const HUGE_AND_TINY_SCORES: [[f32; 2]; 2] = [[100.0, 101.0], [-200.0, -201.0]];
+
+/// A demonstration, not a test of attnkit: softmax written out without a running
+/// maximum. e^s overflows f32 at s > 88.7 (inf/inf = NaN) and underflows below s < −103
+/// (0/0 = NaN).
 #[test]
-fn overflow_and_underflow_without_the_running_max() {
-    for scores in [[100.0f32, 101.0], [-200.0, -201.0]] {
+fn demonstrates_overflow_and_underflow_without_the_running_max() {
+    for scores in HUGE_AND_TINY_SCORES {
         let (c, a) = scores.iter().fold((0.0f32, 0.0f32), |(c, a), s| {
             (c + s.exp(), a + 2.0 * s.exp())
         });
         assert!((a / c).is_nan(), "{scores:?}");
+    }
+}
+
+/// The kernel's state (m, c, a) keeps every exponent ≤ 0: on the same scores the output
+/// is the (equal) value exactly.
+#[test]
+fn running_max_keeps_huge_and_tiny_scores_finite() {
+    for scores in HUGE_AND_TINY_SCORES {
         let mut state = [0.0f32; 3];
         reset(&mut state);
         for s in scores {
@@ -57,12 +80,17 @@ fn overflow_and_underflow_without_the_running_max() {
     }
 }
 
-/// Combining two empty prefixes computes e^(−inf − (−inf)) = NaN unless guarded. The
-/// scan clamps the reference maximum, so fully padded sequences give zeros and finite
-/// gradients.
+/// A demonstration, not a test of attnkit: IEEE arithmetic gives −inf − (−inf) = NaN,
+/// which is what combining two empty prefixes computes in e^(m_A − M) unless guarded.
 #[test]
-fn neg_inf_minus_neg_inf() {
+fn demonstrates_neg_inf_minus_neg_inf_is_nan() {
     assert!((f32::NEG_INFINITY - f32::NEG_INFINITY).is_nan());
+}
+
+/// Combining two empty prefixes would compute e^(−inf − (−inf)) = NaN; the scan clamps
+/// the reference maximum, so fully padded sequences give zeros and finite gradients.
+#[test]
+fn fully_padded_sequences_give_zeros_and_finite_gradients() {
     let device = Device::flex().autodiff();
     let (b, h, l, d) = (2, 1, 5, 2);
     let scores =
@@ -116,11 +144,14 @@ fn division_is_never_catastrophic() {
     }
 }
 
-/// f16 overflows at 65504, so e^s without the max trick overflows for s > 11.1 (bf16
-/// shares f32's range: s > 88.7). With the max trick every exponent is ≤ 0: only
-/// underflow remains, and an underflowed weight is below 2^-24 of the largest.
+/// A demonstration, not a test of attnkit (which computes in f32 and f64 only, with no
+/// f16 or bf16 path): the recurrence written out here with every operation rounded to
+/// f16 by the `half` crate. f16 overflows at 65504, so e^s without the max trick
+/// overflows for s > 11.1 (bf16 shares f32's range: s > 88.7). With the max trick every
+/// exponent is ≤ 0: only underflow remains, and an underflowed weight is below 2^-24 of
+/// the largest.
 #[test]
-fn half_precision_ranges() {
+fn demonstrates_half_precision_ranges() {
     assert!(f16::from_f32(12.0f32.exp()).is_infinite());
     assert!(bf16::from_f32(89.0f32.exp()).is_infinite());
     let mut g = SplitMix64::new(5);
@@ -152,30 +183,47 @@ fn half_precision_ranges() {
     assert!(naive.is_infinite(), "f16 without the max trick overflows");
 }
 
-/// A low-precision state saturates: bf16 has an 8-bit significand, so once c reaches
-/// 256, c + 1 rounds back to 256 and later tokens stop counting. Keeping (m, c, a) in
-/// f32 while the tokens are bf16 (mixed precision) fixes it.
-#[test]
-fn low_precision_state_saturates() {
+/// 4096 tokens of equal score whose values ramp from 0 to 1, each rounded to bf16: the
+/// exact output is their mean, ~0.5.
+fn bf16_ramp() -> (Vec<f32>, f64) {
     let n = 4096;
-    let r = |x: f32| bf16::from_f32(x).to_f32();
-    // Equal scores, values ramping from 0 to 1: the exact output is their mean, ~0.5.
-    let values: Vec<f32> = (0..n).map(|t| r(t as f32 / (n - 1) as f32)).collect();
+    let values: Vec<f32> = (0..n)
+        .map(|t| bf16::from_f32(t as f32 / (n - 1) as f32).to_f32())
+        .collect();
     let exact = values.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+    (values, exact)
+}
+
+/// A demonstration, not a test of attnkit (which has no bf16 path): a state kept in
+/// bf16, simulated with the `half` crate, saturates. bf16 has an 8-bit significand, so
+/// once c reaches 256, c + 1 rounds back to 256 and later tokens stop counting.
+#[test]
+fn demonstrates_bf16_state_saturates() {
+    let (values, exact) = bf16_ramp();
+    let r = |x: f32| bf16::from_f32(x).to_f32();
     let (mut c16, mut a16) = (0.0f32, 0.0f32);
-    let mut state = [0.0f32; 3];
-    reset(&mut state);
     for &v in &values {
         c16 = r(c16 + 1.0);
         a16 = r(a16 + v);
-        update(&mut state, 0.0, &[v]);
     }
     assert_eq!(c16, 256.0, "bf16 count saturates");
     let bf16_err = (r(a16 / c16) as f64 - exact).abs();
+    assert!(bf16_err > 0.1, "bf16 state error {bf16_err}");
+}
+
+/// The kernel's f32 state on the same bf16-valued tokens counts every one of them:
+/// error < 1e-5 against the exact mean.
+#[test]
+fn f32_state_counts_every_token_of_a_long_ramp() {
+    let (values, exact) = bf16_ramp();
+    let mut state = [0.0f32; 3];
+    reset(&mut state);
+    for &v in &values {
+        update(&mut state, 0.0, &[v]);
+    }
     let mut o = [0.0f32];
     output(&state, &mut o);
     let f32_err = (o[0] as f64 - exact).abs();
-    assert!(bf16_err > 0.1, "bf16 state error {bf16_err}");
     assert!(f32_err < 1e-5, "f32 state error {f32_err}");
 }
 
