@@ -11,9 +11,18 @@ written by PyTorch or by the numpy float64 definition), this script
    acceptance bound), and reports the worst ratio also against the case's own
    (tighter) tolerance.
 
-It also checks what the fixtures do not cover: the optional mask input (fed and left
-out), the one-step Aaren model streamed token by token against the whole-sequence
-output, dynamic batch and length on one file, and that a bad request writes no file.
+A fixture without a mask is run twice for sdpa, mha and aaren: the default export
+(its `key_padding_mask` input fed zeros) and the `--no-mask` export (no mask input);
+both must match the oracle and each other exactly.
+
+Every file loaded must list each input in `get_inputs()` (no input that is also an
+initializer, which onnxruntime hides and warns about), and onnxruntime must log no
+warning about an initializer among the graph inputs while loading it.
+
+It also checks what the fixtures do not cover: masks fed against zeros and against
+`--no-mask`, the one-step Aaren model streamed token by token against the
+whole-sequence output, dynamic batch and length on one file, and that a bad request
+writes no file.
 
 It trains every sentiment model on a toy corpus (`attnkit train imdb --compare`),
 exports each checkpoint and checks that onnxruntime gets the accuracy attnkit
@@ -40,6 +49,8 @@ from safetensors.numpy import load_file, save_file
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tools", "fixtures", "attention")
 EXPORTABLE = {"sdpa", "mha", "external", "aaren", "lstm", "gru", "rnn"}
+# Modules whose export takes `key_padding_mask` (unless exported with --no-mask).
+MASKED = {"sdpa", "mha", "aaren"}
 ATOL, RTOL = 2e-4, 2e-3
 
 
@@ -51,21 +62,75 @@ def export(attnkit, module, config, weights, out, *extra):
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
+# Problems found while loading files: inputs that are initializers, onnxruntime's
+# warning about them. Filled by session(), reported by main().
+LOADED = {"files": 0, "problems": []}
+INITIALIZER_WARNING = "appears in graph inputs"
+
+
+class CapturedStderr:
+    """Collects what native code writes to file descriptor 2 (onnxruntime logs there,
+    bypassing sys.stderr)."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self.file = tempfile.TemporaryFile(mode="w+b")
+        self.saved = os.dup(2)
+        os.dup2(self.file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        self.file.seek(0)
+        self.text = self.file.read().decode("utf-8", "replace")
+        self.file.close()
+        return False
+
+
 def session(path):
     model = onnx.load(path)
     onnx.checker.check_model(model, full_check=True)
+    name = os.path.basename(path)
+    LOADED["files"] += 1
+    g = model.graph
+    shared = sorted({i.name for i in g.input} & {t.name for t in g.initializer})
+    if shared:
+        LOADED["problems"].append(f"{name}: inputs that are also initializers: {shared}")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
-    # The optional mask is an initializer listed as an input (an overridable default),
-    # which onnxruntime reports as a warning on every load; it is intended.
-    opts.log_severity_level = 3
-    return model, ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    opts.log_severity_level = 2  # warnings and errors
+    with CapturedStderr() as log:
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    if log.text.strip():
+        print(log.text, end="", file=sys.stderr)
+    if INITIALIZER_WARNING in log.text:
+        LOADED["problems"].append(f"{name}: onnxruntime warned: an initializer {INITIALIZER_WARNING}")
+    hidden = [i.name for i in sess.get_overridable_initializers()]
+    if hidden:
+        LOADED["problems"].append(f"{name}: inputs hidden from get_inputs(): {hidden}")
+    return model, sess
 
 
-def feedable(sess):
-    names = [i.name for i in sess.get_inputs()]
-    names += [i.name for i in sess.get_overridable_initializers()]
-    return names
+def input_names(sess):
+    return [i.name for i in sess.get_inputs()]
+
+
+def with_zero_mask(sess, feeds):
+    """`feeds` plus an all-zero `key_padding_mask` (nothing masked) when the model takes
+    one and `feeds` has none, its dimensions read off the other inputs by name."""
+    if "key_padding_mask" not in input_names(sess) or "key_padding_mask" in feeds:
+        return feeds
+    sizes = {}
+    for i in sess.get_inputs():
+        if i.name in feeds:
+            for dim, n in zip(i.shape, feeds[i.name].shape):
+                if isinstance(dim, str):
+                    sizes[dim] = n
+    (mask,) = [i for i in sess.get_inputs() if i.name == "key_padding_mask"]
+    shape = tuple(sizes[d] for d in mask.shape)
+    return {**feeds, "key_padding_mask": np.zeros(shape, np.float32)}
 
 
 def ratio(got, want, atol, rtol):
@@ -99,23 +164,51 @@ def check_fixtures(attnkit, tmp, failures):
         _, sess = session(out)
         inputs = load_file(os.path.join(d, "input.safetensors"))
         expected = load_file(os.path.join(d, "expected.safetensors"))
-        names = feedable(sess)
-        feeds = {k: v for k, v in inputs.items() if k in names}
-        outs = sess.run(None, feeds)
-        by_name = dict(zip([o.name for o in sess.get_outputs()], outs))
-        worst, worst_own = 0.0, 0.0
-        for name, want in expected.items():
-            worst = max(worst, ratio(by_name[name], want, ATOL, RTOL))
-            own = case["tolerance"]
-            worst_own = max(worst_own, ratio(by_name[name], want, own["atol"], own["rtol"]))
+        names = input_names(sess)
+        if module in MASKED and "key_padding_mask" not in names:
+            failures.append(f"{case_name}: key_padding_mask not in get_inputs() ({names})")
+            continue
+        feeds = with_zero_mask(sess, {k: v for k, v in inputs.items() if k in names})
+        by_name = run(sess, feeds)
         length = max(v.shape[-2] if v.ndim >= 2 else 1 for v in inputs.values())
-        rows.append((case_name, module, length, worst, worst_own, case["generator"]))
-        if worst > 1.0:
-            failures.append(f"{case_name}: {worst:.2f}x the tolerance")
-    print(f"{'case':28} {'module':8} {'len':>5} {'x tol':>8} {'x own tol':>10}  oracle")
+        variants = [(case_name, by_name)]
+        if module in MASKED and "key_padding_mask" not in inputs:
+            # No padding in this case: the --no-mask export must give the same values.
+            out = os.path.join(tmp, case_name + "-no-mask.onnx")
+            r = export(attnkit, module, json.dumps(case["config"]), weights, out, "--no-mask")
+            if r.returncode != 0:
+                failures.append(f"{case_name} --no-mask: export failed: {r.stderr.strip()}")
+                continue
+            _, sess = session(out)
+            if "key_padding_mask" in input_names(sess):
+                failures.append(f"{case_name} --no-mask: the file still has key_padding_mask")
+            unmasked = run(sess, {k: v for k, v in inputs.items() if k in input_names(sess)})
+            for name in expected:
+                diff = float(np.max(np.abs(unmasked[name] - by_name[name]), initial=0.0))
+                if diff != 0.0:
+                    failures.append(f"{case_name}: `{name}` with zero mask vs --no-mask differs by {diff}")
+            variants.append((case_name + " --no-mask", unmasked))
+        for label, outs in variants:
+            worst, worst_own = 0.0, 0.0
+            for name, want in expected.items():
+                worst = max(worst, ratio(outs[name], want, ATOL, RTOL))
+                own = case["tolerance"]
+                worst_own = max(worst_own, ratio(outs[name], want, own["atol"], own["rtol"]))
+            rows.append((label, module, length, worst, worst_own, case["generator"]))
+            if worst > 1.0:
+                failures.append(f"{label}: {worst:.2f}x the tolerance")
+    print(f"{'case':38} {'module':8} {'len':>5} {'x tol':>8} {'x own tol':>10}  oracle")
     for name, module, length, worst, own, gen in rows:
-        print(f"{name:28} {module:8} {length:5d} {worst:8.4f} {own:10.4f}  {gen}")
-    return len(rows)
+        print(f"{name:38} {module:8} {length:5d} {worst:8.4f} {own:10.4f}  {gen}")
+    worst = max(rows, key=lambda r: r[3])
+    print(f"worst: {worst[0]} at {worst[3]:.4f}x atol {ATOL}, rtol {RTOL}")
+    cases = len({r[0].removesuffix(" --no-mask") for r in rows})
+    return cases, len(rows)
+
+
+def run(sess, feeds):
+    outs = sess.run(None, feeds)
+    return dict(zip([o.name for o in sess.get_outputs()], outs))
 
 
 def rand(rng, *shape, scale=1.0):
@@ -166,13 +259,21 @@ def check_extras(attnkit, tmp, failures):
     save_file(w, wpath)
     results = []
 
-    # Optional mask, fed and left out; dynamic batch and length on one file.
+    # A padding mask, a zero mask, and the --no-mask file; dynamic batch and length
+    # on one file.
     for mode in ["iterative", "parallel"]:
         cfg = json.dumps({"embed_dim": e, "num_heads": heads, "mode": mode})
         out = os.path.join(tmp, f"aaren_{mode}.onnx")
         r = export(attnkit, "aaren", cfg, wpath, out)
         assert r.returncode == 0, r.stderr
         _, sess = session(out)
+        out = os.path.join(tmp, f"aaren_{mode}_no_mask.onnx")
+        r = export(attnkit, "aaren", cfg, wpath, out, "--no-mask")
+        assert r.returncode == 0, r.stderr
+        _, plain = session(out)
+        names = (input_names(sess), input_names(plain))
+        ok = names == (["x", "key_padding_mask"], ["x"])
+        results.append((f"aaren {mode}: inputs {names[0]}, --no-mask {names[1]}", 0.0 if ok else float("inf")))
         for b, length in [(3, 7), (1, 40)]:
             x = rand(rng, b, length, e, scale=1.5)
             mask = np.zeros((b, length), np.float32)
@@ -180,11 +281,13 @@ def check_extras(attnkit, tmp, failures):
                 mask[1, -2:] = 1.0
                 mask[2, :3] = 1.0
             fed = sess.run(None, {"x": x, "key_padding_mask": mask})[0]
-            unfed = sess.run(None, {"x": x})[0]
+            zeros = sess.run(None, {"x": x, "key_padding_mask": np.zeros_like(mask)})[0]
+            unmasked = plain.run(None, {"x": x})[0]
             r1 = ratio(fed, aaren_oracle(w, x, mask, heads), ATOL, RTOL)
-            r2 = ratio(unfed, aaren_oracle(w, x, np.zeros_like(mask), heads), ATOL, RTOL)
-            results.append((f"aaren {mode} B{b} L{length} mask fed", r1))
-            results.append((f"aaren {mode} B{b} L{length} mask left out", r2))
+            r2 = ratio(zeros, aaren_oracle(w, x, np.zeros_like(mask), heads), ATOL, RTOL)
+            results.append((f"aaren {mode} B{b} L{length} padding mask", r1))
+            results.append((f"aaren {mode} B{b} L{length} zero mask", r2))
+            results.append((f"aaren {mode} B{b} L{length} --no-mask == zero mask", exact(unmasked, zeros)))
 
     # The one-step model streamed token by token.
     out = os.path.join(tmp, "aaren_step.onnx")
@@ -207,7 +310,7 @@ def check_extras(attnkit, tmp, failures):
         worst = max(worst, ratio(y, want[:, t], ATOL, RTOL))
     results.append((f"aaren --step streamed over {length} tokens", worst))
 
-    # mha with the optional mask left out equals an all-zero mask.
+    # mha: a zero mask equals the --no-mask file, and a padding mask differs from it.
     mw = {
         "in_proj_weight": rand(rng, 3 * e, e, scale=0.5),
         "in_proj_bias": rand(rng, 3 * e, scale=0.2),
@@ -220,11 +323,24 @@ def check_extras(attnkit, tmp, failures):
     r = export(attnkit, "mha", json.dumps({"embed_dim": e, "num_heads": heads}), mpath, out)
     assert r.returncode == 0, r.stderr
     _, sess = session(out)
+    plain_out = os.path.join(tmp, "mha_no_mask.onnx")
+    r = export(attnkit, "mha", json.dumps({"embed_dim": e, "num_heads": heads}), mpath, plain_out, "--no-mask")
+    assert r.returncode == 0, r.stderr
+    _, plain = session(plain_out)
+    names = (input_names(sess), input_names(plain))
+    ok = names == (["query", "key", "value", "key_padding_mask"], ["query", "key", "value"])
+    results.append((f"mha: inputs {names[0]}, --no-mask {names[1]}", 0.0 if ok else float("inf")))
     q = rand(rng, 2, 5, e)
     kv = rand(rng, 2, 6, e)
-    a = sess.run(None, {"query": q, "key": kv, "value": kv})
+    a = plain.run(None, {"query": q, "key": kv, "value": kv})
     z = sess.run(None, {"query": q, "key": kv, "value": kv, "key_padding_mask": np.zeros((2, 6), np.float32)})
-    results.append(("mha mask left out == zero mask", ratio(a[0], z[0], 1e-7, 0.0)))
+    results.append(("mha --no-mask == zero mask (output, weights)", max(exact(a[0], z[0]), exact(a[1], z[1]))))
+    pad = np.zeros((2, 6), np.float32)
+    pad[1, -2:] = 1.0
+    p = sess.run(None, {"query": q, "key": kv, "value": kv, "key_padding_mask": pad})
+    # Padded keys get weight 0 (exactly: exp of -inf), the unpadded row is unchanged.
+    ok = np.all(p[1][1, :, -2:] == 0.0) and np.array_equal(p[0][0], z[0][0])
+    results.append(("mha padding mask: padded keys weigh 0", 0.0 if ok else float("inf")))
 
     # A bad request fails and writes nothing.
     bad = os.path.join(tmp, "bad.onnx")
@@ -237,6 +353,11 @@ def check_extras(attnkit, tmp, failures):
         if not worst <= 1.0:
             failures.append(f"{name}: {worst}")
     return len(results)
+
+
+def exact(got, want):
+    """0.0 when the two arrays are bitwise equal, infinity otherwise (a check row)."""
+    return 0.0 if np.array_equal(got, want) else float("inf")
 
 
 def check_counting(attnkit, tmp, ckpt_dir, failures):
@@ -359,15 +480,20 @@ def main():
     print(f"onnx {onnx.__version__}, onnxruntime {ort.__version__}, numpy {np.__version__}")
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
-        n = check_fixtures(args.attnkit, tmp, failures)
+        n, runs = check_fixtures(args.attnkit, tmp, failures)
         m = check_extras(args.attnkit, tmp, failures)
         m += check_sentiment(args.attnkit, tmp, failures)
         if args.checkpoints:
             m += check_counting(args.attnkit, tmp, args.checkpoints, failures)
+    print(f"{LOADED['files']} files loaded: "
+          + (f"{len(LOADED['problems'])} with inputs that are initializers" if LOADED["problems"]
+             else "every input in get_inputs(), none an initializer, no onnxruntime warning about one"))
+    failures += LOADED["problems"]
     if failures:
         print(f"FAILED ({len(failures)}):", *failures, sep="\n  ")
         sys.exit(1)
-    print(f"ok: {n} fixture cases and {m} extra checks within atol {ATOL}, rtol {RTOL}")
+    print(f"ok: {n} fixture cases ({runs} runs, with and without the mask input) and {m} extra "
+          f"checks within atol {ATOL}, rtol {RTOL}")
 
 
 if __name__ == "__main__":

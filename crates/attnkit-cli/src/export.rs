@@ -17,6 +17,9 @@ use crate::forward::read_config;
     after_help = "Writes opset 17 (IR version 8) with the contract's input and output names
 (see `attnkit forward --help`), batch and sequence lengths dynamic.
 
+  key_padding_mask  sdpa, mha and aaren take it as a required input [B,Lk] (1 = ignore
+                    that key); with no padding feed zeros, or export with --no-mask.
+
   aaren iterative   a Scan over tokens whose body is one step of the recurrence
   aaren parallel    the prefix scan by log-depth doubling (exact up to --max-len tokens;
                     longer sequences give NaN from position --max-len on)
@@ -42,7 +45,7 @@ pub struct ExportArgs {
     config: Option<String>,
     /// A checkpoint written by `attnkit train count` or `attnkit train imdb`: the
     /// whole network, instead of a module.
-    #[arg(long, conflicts_with_all = ["module", "config", "weights", "step"])]
+    #[arg(long, conflicts_with_all = ["module", "config", "weights", "step", "no_mask"])]
     checkpoint: Option<PathBuf>,
     /// Safetensors file with the module's weights, under PyTorch's names.
     #[arg(long)]
@@ -50,10 +53,11 @@ pub struct ExportArgs {
     /// Where to write the model. Written only if the export succeeds.
     #[arg(long)]
     out: PathBuf,
-    /// `key_padding_mask` of sdpa, mha and aaren: `optional` (an input with a default
-    /// of nothing masked: feed it or not), `required`, or `none`.
-    #[arg(long, default_value = "optional")]
-    mask: MaskInput,
+    /// sdpa, mha and aaren: export without the `key_padding_mask` input (nothing is
+    /// masked). Without this flag the mask is a required input: callers with no
+    /// padding feed zeros.
+    #[arg(long)]
+    no_mask: bool,
     /// aaren only: export one step of the recurrence with the state as inputs and
     /// outputs, for devices that run one token at a time.
     #[arg(long)]
@@ -83,7 +87,11 @@ pub fn run(args: ExportArgs) -> Result<()> {
             let config = read_config(config)?;
             let weights = args.weights.as_deref().map(TensorStore::load).transpose()?;
             let options = ExportOptions {
-                mask: args.mask,
+                mask: if args.no_mask {
+                    MaskInput::Absent
+                } else {
+                    MaskInput::Required
+                },
                 aaren_step: args.step,
                 max_len: args.max_len,
             };

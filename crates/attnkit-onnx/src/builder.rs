@@ -223,24 +223,6 @@ impl GraphBuilder {
         name
     }
 
-    /// A float32 input that may be left out: it is also an initializer holding
-    /// `default` (an "overridable initializer"), so runtimes use the default unless
-    /// the caller feeds a value. The default should broadcast to any fed shape.
-    pub fn input_with_default(
-        &mut self,
-        name: &str,
-        dims: &[Dim],
-        default_shape: &[usize],
-        default: &[f32],
-    ) -> String {
-        let name = self.claim(name);
-        self.inputs
-            .push(value_info(&name, DataType::Float, Some(dims)));
-        self.initializers
-            .push(f32_tensor_proto(&name, default_shape, default));
-        name
-    }
-
     /// Declares `value` as a float32 graph output called `name` (adding an `Identity`
     /// when the value has another name).
     pub fn output(&mut self, value: &str, name: &str, dims: &[Dim]) {

@@ -22,8 +22,8 @@ use prost::Message;
 use serde_json::{Value, json};
 use tract_onnx::prelude::*;
 
-/// Runs `model` in tract with `inputs` fed by graph input name (inputs that are
-/// initializer-backed are constants to tract and must not be fed).
+/// Runs `model` in tract with `inputs` fed by graph input name; every graph input
+/// must be in `inputs` (a mask included: feed zeros for no padding).
 fn run_tract(model: &ModelProto, inputs: &TensorStore) -> TensorStore {
     let bytes = model.encode_to_vec();
     let mut m = tract_onnx::onnx()
@@ -149,10 +149,10 @@ fn assert_single_assignment(model: &ModelProto, what: &str) {
             .map(|v| &v.name)
             .chain(g.initializer.iter().map(|t| &t.name))
             .chain(g.node.iter().flat_map(|n| n.output.iter()));
-        let inputs: std::collections::BTreeSet<&String> = g.input.iter().map(|v| &v.name).collect();
+        // An input that is also an initializer counts twice: runtimes hide it or treat
+        // it as a constant.
         for name in assigned {
-            // An input with a default is listed as input and initializer.
-            if !seen.insert(name.clone()) && !inputs.contains(name) {
+            if !seen.insert(name.clone()) {
                 panic!("{what}: `{name}` is assigned twice");
             }
         }
@@ -214,11 +214,16 @@ fn burn_forward(
         .outputs
 }
 
-fn required_mask() -> ExportOptions {
+fn without_mask() -> ExportOptions {
     ExportOptions {
-        mask: MaskInput::Required,
+        mask: MaskInput::Absent,
         ..Default::default()
     }
+}
+
+/// All zeros: `key_padding_mask` `[B, L]` that masks nothing.
+fn zero_mask(batch: usize, len: usize) -> StoredTensor {
+    StoredTensor::new(vec![batch, len], vec![0.0; batch * len]).unwrap()
 }
 
 /// Exports, runs in tract and compares with Burn, for each set of inputs (different
@@ -270,20 +275,12 @@ fn sdpa_plain_causal_and_masked() {
     };
     let plain = sets(&mut rng, false);
     let masked = sets(&mut rng, true);
-    check_against_burn(
-        "sdpa",
-        json!({}),
-        None,
-        &ExportOptions::default(),
-        &plain,
-        1e-5,
-        1e-4,
-    );
+    check_against_burn("sdpa", json!({}), None, &without_mask(), &plain, 1e-5, 1e-4);
     check_against_burn(
         "sdpa",
         json!({"causal": true, "scale": 0.3}),
         None,
-        &required_mask(),
+        &ExportOptions::default(),
         &masked,
         1e-5,
         1e-4,
@@ -292,10 +289,7 @@ fn sdpa_plain_causal_and_masked() {
         "sdpa",
         json!({"causal": true}),
         None,
-        &ExportOptions {
-            mask: MaskInput::Absent,
-            ..Default::default()
-        },
+        &without_mask(),
         &plain,
         1e-5,
         1e-4,
@@ -315,7 +309,7 @@ fn fully_masked_rows_give_zeros_not_nan() {
             ("key_padding_mask", padding_mask(l, &[l, 1])),
         ],
     );
-    let exported = export_module("sdpa", &json!({}), None, &required_mask()).unwrap();
+    let exported = export_module("sdpa", &json!({}), None, &ExportOptions::default()).unwrap();
     let got = run_tract(&exported.model, &inputs);
     let out = got.get("output").unwrap();
     assert!(out.data[..h * l * d].iter().all(|&v| v == 0.0));
@@ -366,11 +360,78 @@ fn mha_self_cross_and_masked() {
             "mha",
             config,
             Some(&weights),
-            &required_mask(),
+            &ExportOptions::default(),
             &sets,
             1e-5,
             1e-4,
         );
+    }
+}
+
+/// The mask input (sdpa, mha, aaren) fed zeros gives the same outputs as the export without a mask input
+/// (bitwise: a zero mask selects every score unchanged, and the fully-masked-row guards
+/// are no-ops when a row has a real maximum) and as the Burn forward given no mask
+/// (atol 1e-5, rtol 1e-4); the file without the mask has no such input.
+#[test]
+fn zero_mask_equals_the_export_without_a_mask() {
+    let mut rng = SplitMix64::new(12);
+    let e = 12;
+    let weights = mha_weights(&mut rng, e, true);
+    let aaren = aaren_weights(&mut rng, e, 1.0);
+    let (b, h, lq, lk, d) = (2, 3, 5, 7, 4);
+    let cases = [
+        (
+            "sdpa",
+            json!({"causal": true}),
+            None,
+            vec![
+                ("query", random(&mut rng, &[b, h, lq, d], 1.5)),
+                ("key", random(&mut rng, &[b, h, lk, d], 1.5)),
+                ("value", random(&mut rng, &[b, h, lk, d], 1.0)),
+            ],
+        ),
+        (
+            "mha",
+            json!({"embed_dim": e, "num_heads": 3}),
+            Some(&weights),
+            vec![
+                ("query", random(&mut rng, &[b, lq, e], 1.0)),
+                ("key", random(&mut rng, &[b, lk, e], 1.0)),
+                ("value", random(&mut rng, &[b, lk, e], 1.0)),
+            ],
+        ),
+        (
+            "aaren",
+            json!({"embed_dim": e, "num_heads": 3, "mode": "parallel"}),
+            Some(&aaren),
+            vec![("x", random(&mut rng, &[b, lk, e], 1.5))],
+        ),
+    ];
+    for (module, config, weights, tensors) in cases {
+        let plain = store(module, tensors);
+        let mut zeros = store(module, vec![("key_padding_mask", zero_mask(b, lk))]);
+        for name in plain.names() {
+            put(&mut zeros, name, plain.get(name).unwrap().clone());
+        }
+        let with = export_module(module, &config, weights, &ExportOptions::default()).unwrap();
+        let without = export_module(module, &config, weights, &without_mask()).unwrap();
+        let input_names = |m: &ModelProto| -> Vec<String> {
+            let g = m.graph.as_ref().unwrap();
+            g.input.iter().map(|i| i.name.clone()).collect()
+        };
+        assert!(input_names(&with.model).contains(&"key_padding_mask".to_string()));
+        assert!(!input_names(&without.model).contains(&"key_padding_mask".to_string()));
+        let got_with = run_tract(&with.model, &zeros);
+        let got_without = run_tract(&without.model, &plain);
+        for name in got_without.names() {
+            assert_eq!(
+                got_with.get(name).unwrap(),
+                got_without.get(name).unwrap(),
+                "{module} `{name}`: zero mask vs no mask input"
+            );
+        }
+        let want = burn_forward(module, &config, weights, &plain);
+        assert_close(module, &got_with, &want, 1e-5, 1e-4);
     }
 }
 
@@ -450,7 +511,7 @@ fn aaren_both_modes_with_masks() {
             "aaren",
             config,
             Some(&weights),
-            &required_mask(),
+            &ExportOptions::default(),
             &sets,
             1e-5,
             1e-4,
@@ -472,7 +533,7 @@ fn aaren_long_sequence_with_large_scores() {
             "aaren",
             config,
             Some(&weights),
-            &ExportOptions::default(),
+            &without_mask(),
             std::slice::from_ref(&inputs),
             2e-4,
             2e-3,
@@ -488,7 +549,7 @@ fn aaren_parallel_is_exact_up_to_max_len_and_nan_beyond() {
     let config = json!({"embed_dim": e, "num_heads": 1, "mode": "parallel"});
     let options = ExportOptions {
         max_len: 6, // rounded up to 8
-        ..Default::default()
+        ..without_mask()
     };
     let exported = export_module("aaren", &config, Some(&weights), &options).unwrap();
     let (b, l) = (2, 11);

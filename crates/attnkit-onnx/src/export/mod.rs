@@ -26,38 +26,25 @@ pub use checkpoint::{EXPORTABLE_TASKS, export_checkpoint};
 /// The modules `export` knows, in the order the help lists them.
 pub const EXPORTABLE: &[&str] = &["sdpa", "mha", "external", "aaren", "lstm", "gru", "rnn"];
 
-/// How an exported attention graph takes `key_padding_mask`.
+/// Whether an exported attention graph has a `key_padding_mask` input.
+///
+/// The mask is a plain required input (not an input backed by a default initializer,
+/// which onnxruntime hides from `get_inputs()` and tract treats as a constant): callers
+/// with no padding feed zeros, or export with [`MaskInput::Absent`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MaskInput {
-    /// An input with a default of "nothing masked" (an overridable initializer): feed
-    /// it or leave it out. onnxruntime honours both; some runtimes (tract) treat such
-    /// an input as the constant default.
+    /// A required input `[B, Lk]` (`[B, L]` for `aaren`): 1 = ignore this key, 0 = keep.
     #[default]
-    Optional,
-    /// A required input.
     Required,
-    /// No mask input.
+    /// No mask input: nothing is masked.
     Absent,
-}
-
-impl std::str::FromStr for MaskInput {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "optional" => Ok(Self::Optional),
-            "required" => Ok(Self::Required),
-            "none" => Ok(Self::Absent),
-            other => Err(format!(
-                "expected `optional`, `required` or `none`, got `{other}`"
-            )),
-        }
-    }
 }
 
 /// What to export beyond the module's config.
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
-    /// The mask input of `sdpa`, `mha` and `aaren`. Default [`MaskInput::Optional`].
+    /// The mask input of `sdpa`, `mha` and `aaren` (whole-sequence form). Default
+    /// [`MaskInput::Required`].
     pub mask: MaskInput,
     /// For `aaren`: export one step of the recurrence (state in, state out) instead of
     /// the whole sequence. Default false.
@@ -71,7 +58,7 @@ pub struct ExportOptions {
 impl Default for ExportOptions {
     fn default() -> Self {
         Self {
-            mask: MaskInput::Optional,
+            mask: MaskInput::Required,
             aaren_step: false,
             max_len: 65_536,
         }
@@ -136,7 +123,7 @@ pub fn export_module(
         }
         "external" => {
             let cfg = ExternalContract::parse(name, config, &mut ctx.warnings)?;
-            ctx.no_mask()?;
+            ctx.warn_if_no_mask_asked();
             attention::external(&mut ctx, &cfg)?
         }
         "aaren" => {
@@ -145,7 +132,7 @@ pub fn export_module(
         }
         "lstm" | "gru" | "rnn" => {
             let cfg = RecurrentContract::parse(name, config, &mut ctx.warnings)?;
-            ctx.no_mask()?;
+            ctx.warn_if_no_mask_asked();
             recurrent::recurrent(&mut ctx, &cfg)?
         }
         _ => {
@@ -194,11 +181,15 @@ impl<'a> Context<'a> {
         }
     }
 
-    fn no_mask(&self) -> Result<()> {
-        if self.options.mask == MaskInput::Required {
-            return Err(self.unsupported("it has no `key_padding_mask` input"));
+    /// For a graph that never has a mask input: leaving it out changes nothing, and
+    /// the caller is told so.
+    pub(crate) fn warn_if_no_mask_asked(&mut self) {
+        if self.options.mask == MaskInput::Absent {
+            self.warnings.push(format!(
+                "`{}` has no `key_padding_mask` input to leave out",
+                self.module
+            ));
         }
-        Ok(())
     }
 
     fn store(&self, names: &[&str]) -> Result<&'a TensorStore> {
@@ -249,8 +240,6 @@ impl<'a> Context<'a> {
         let mask = match self.options.mask {
             MaskInput::Absent => return None,
             MaskInput::Required => g.input("key_padding_mask", &dims),
-            // [1, 1] zeros broadcast against any scores: nothing masked.
-            MaskInput::Optional => g.input_with_default("key_padding_mask", &dims, &[1, 1], &[0.0]),
         };
         Some(g.mask_to_bool(&mask))
     }
