@@ -35,6 +35,11 @@ impl<T: Real> KvCacheDecoder<T> {
     ///
     /// - `in_proj_weight`: `[3E, E]`; `in_proj_bias`: `[3E]`
     /// - `out_weight`: `[E, E]`; `out_bias`: `[E]`
+    ///
+    /// # Errors
+    ///
+    /// [`KernelError::Invalid`] if `heads` is 0 or does not divide `embed`;
+    /// [`KernelError::Length`] for a weight of the wrong length.
     pub fn new(
         embed: usize,
         heads: usize,
@@ -86,6 +91,10 @@ impl<T: Real> KvCacheDecoder<T> {
 
     /// Appends a projected key and value without running a step (to time a step at a
     /// given cache size without decoding every token before it).
+    ///
+    /// # Errors
+    ///
+    /// [`KernelError::Length`] if `key` or `value` does not hold E numbers.
     pub fn push_cached(&mut self, key: &[T], value: &[T]) -> Result<(), KernelError> {
         check_len("key", key, self.embed)?;
         check_len("value", value, self.embed)?;
@@ -98,6 +107,10 @@ impl<T: Real> KvCacheDecoder<T> {
     /// every cached position (itself included) and projects the heads.
     ///
     /// - `x`: `[E]`; `out`: `[E]`
+    ///
+    /// # Errors
+    ///
+    /// [`KernelError::Length`] if `x` or `out` does not hold E numbers.
     pub fn step(&mut self, x: &[T], out: &mut [T]) -> Result<(), KernelError> {
         let e = self.embed;
         check_len("x", x, e)?;

@@ -35,6 +35,10 @@ pub fn softmax_in_place<T: Real>(row: &mut [T]) {
 }
 
 /// Softmax of each row of a row-major `[rows, cols]` matrix, in place.
+///
+/// # Errors
+///
+/// [`KernelError::Length`] if `data` does not hold `rows · cols` numbers.
 pub fn softmax_rows<T: Real>(data: &mut [T], rows: usize, cols: usize) -> Result<(), KernelError> {
     check_len("data", data, rows * cols)?;
     if cols == 0 {
@@ -48,6 +52,10 @@ pub fn softmax_rows<T: Real>(data: &mut [T], rows: usize, cols: usize) -> Result
 
 /// Softmax of one row where `masked[i]` removes logit `i` (its weight is 0). A row
 /// with every entry masked gives zeros.
+///
+/// # Errors
+///
+/// [`KernelError::Length`] if `masked` and `row` differ in length.
 pub fn masked_softmax_in_place<T: Real>(row: &mut [T], masked: &[bool]) -> Result<(), KernelError> {
     check_len("masked", masked, row.len())?;
     for (x, &m) in row.iter_mut().zip(masked) {

@@ -36,6 +36,12 @@ pub enum Oov {
 impl Glove {
     /// Reads a GloVe text file. Every line must hold a word and exactly as many numbers as
     /// the first line; the error names the file and the line.
+    ///
+    /// # Errors
+    ///
+    /// [`TextError::Io`] if the file cannot be read; [`TextError::Data`] naming the file
+    /// and line of the first malformed line (a word without numbers, a number that does not
+    /// parse, a dimension unlike the first line's).
     pub fn load(path: &Path) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|source| TextError::Io {
             path: path.to_path_buf(),
@@ -45,6 +51,10 @@ impl Glove {
     }
 
     /// Reads the format from `reader`; `path` names it in errors.
+    ///
+    /// # Errors
+    ///
+    /// As [`Glove::load`], with `path` as the file's name.
     pub fn from_reader(mut reader: impl BufRead, path: &Path) -> Result<Self> {
         let err = |line: usize, why: String| TextError::Data {
             path: path.to_path_buf(),

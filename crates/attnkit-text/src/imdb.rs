@@ -39,6 +39,10 @@ pub struct Review {
 /// let e = parse_review(b"ok\n\xff".to_vec(), "2_1.txt".into(), 0).unwrap_err();
 /// assert_eq!(e.to_string(), "2_1.txt:2: not UTF-8 (byte 3)");
 /// ```
+///
+/// # Errors
+///
+/// [`TextError::Data`] naming `path` and the line of the first byte that is not UTF-8.
 pub fn parse_review(bytes: Vec<u8>, path: PathBuf, label: u8) -> Result<Review> {
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
@@ -78,6 +82,13 @@ fn read_class(dir: &Path, label: u8) -> Result<Vec<Review>> {
 /// `test/`). `validation_fraction` of each class of `train/` (chosen by `seed`) forms
 /// [`Split::Validation`] and is left out of [`Split::Train`]. Reviews come sorted by
 /// file name, negatives first.
+///
+/// # Errors
+///
+/// [`TextError::Config`] if the validation fraction is outside [0, 1);
+/// [`TextError::Format`] if the split's `pos/` or `neg/` folder is missing;
+/// [`TextError::Io`] or [`TextError::Data`] for a review file that cannot be read or is not
+/// UTF-8.
 pub fn load_reviews(
     root: &Path,
     split: Split,

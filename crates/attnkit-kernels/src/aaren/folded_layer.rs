@@ -36,6 +36,11 @@ pub struct AarenLayerWeights<'w, T> {
 ///
 /// - `query`: `[E]`; `in_proj_weight`: `[3E, E]`; `in_proj_bias`: `[3E]`
 /// - writes `key_query` `[H, E]` and `score_bias` `[H]`
+///
+/// # Errors
+///
+/// [`KernelError::Invalid`] if `heads` is 0 or does not divide `embed`;
+/// [`KernelError::Length`] for a buffer of the wrong length.
 pub fn fold_query<T: Real>(
     embed: usize,
     heads: usize,
@@ -89,6 +94,11 @@ pub fn fold_query<T: Real>(
 /// - `out`: `[E]`, out_proj(o_k)
 ///
 /// No allocation: the state lives in `stream`, the weights in `weights`.
+///
+/// # Errors
+///
+/// [`KernelError::Invalid`] if the weights' widths disagree with the stream's;
+/// [`KernelError::Length`] for a buffer of the wrong length.
 pub fn step_layer<T: Real>(
     weights: &AarenLayerWeights<'_, T>,
     stream: &mut AarenStream<'_, T>,

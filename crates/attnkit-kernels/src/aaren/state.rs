@@ -91,6 +91,11 @@ pub fn output<T: Real>(state: &[T], out: &mut [T]) {
 /// scan_head(&[0.0, 0.0], &[1.0, 3.0], &mut state, &mut out).unwrap();
 /// assert_eq!(out, [1.0, 2.0]); // equal scores: the running mean
 /// ```
+///
+/// # Errors
+///
+/// [`KernelError::Length`] if the buffers do not hold L scores, L·d values and L·d outputs,
+/// or the state is not d + 2 numbers.
 pub fn scan_head<T: Real>(
     scores: &[T],
     values: &[T],

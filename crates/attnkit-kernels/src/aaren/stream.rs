@@ -26,6 +26,10 @@ pub struct AarenStream<'s, T> {
 impl<'s, T: Real> AarenStream<'s, T> {
     /// A stream over `state`, which must hold exactly [`state_len`]`(heads, d_head)`
     /// numbers; it is reset to the empty prefix.
+    ///
+    /// # Errors
+    ///
+    /// As [`AarenStream::resume`].
     pub fn new(heads: usize, d_head: usize, state: &'s mut [T]) -> Result<Self, KernelError> {
         let mut s = Self::resume(heads, d_head, state)?;
         s.reset();
@@ -34,6 +38,11 @@ impl<'s, T: Real> AarenStream<'s, T> {
 
     /// A stream over a `state` buffer that already holds a state (from an earlier
     /// stream over it); nothing is reset.
+    ///
+    /// # Errors
+    ///
+    /// [`KernelError::Invalid`] if `heads` or `d_head` is 0; [`KernelError::Length`] if
+    /// `state` is not [`state_len`]`(heads, d_head)` numbers.
     pub fn resume(heads: usize, d_head: usize, state: &'s mut [T]) -> Result<Self, KernelError> {
         if heads == 0 || d_head == 0 {
             return Err(KernelError::Invalid {
@@ -76,6 +85,10 @@ impl<'s, T: Real> AarenStream<'s, T> {
     /// - `scores`: `[heads]`, the query–key score of this token per head (−inf = masked)
     /// - `values`: `[heads·d_head]`
     /// - `out`: `[heads·d_head]`, o_k per head, concatenated (zeros before any token)
+    ///
+    /// # Errors
+    ///
+    /// [`KernelError::Length`] if `scores`, `values` or `out` has the wrong length.
     pub fn push(&mut self, scores: &[T], values: &[T], out: &mut [T]) -> Result<(), KernelError> {
         let width = self.heads * self.d_head;
         check_len("scores", scores, self.heads)?;
@@ -90,6 +103,10 @@ impl<'s, T: Real> AarenStream<'s, T> {
     }
 
     /// Writes the current outputs without feeding a token.
+    ///
+    /// # Errors
+    ///
+    /// [`KernelError::Length`] if `out` does not hold `heads · d_head` numbers.
     pub fn current(&self, out: &mut [T]) -> Result<(), KernelError> {
         check_len("out", out, self.heads * self.d_head)?;
         let d = self.d_head;

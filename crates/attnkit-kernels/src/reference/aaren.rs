@@ -13,6 +13,10 @@ use crate::error::{KernelError, check_len};
 ///
 /// - `scores`: `[L]`; `values`: `[L, D]`; `mask`: `[L]`, `true` = ignore this token
 /// - returns `[L, D]`: o_t, zeros where no token up to t is unmasked
+///
+/// # Errors
+///
+/// [`KernelError::Length`] if a buffer's length does not match the sizes given.
 pub fn prefix_attention(
     scores: &[f64],
     values: &[f64],
@@ -71,6 +75,11 @@ pub struct AarenWeights<'a> {
 ///
 /// - `x`: `[B, L, E]`; `key_padding_mask`: `[B, L]`, `true` = ignore
 /// - returns `[B, L, E]`
+///
+/// # Errors
+///
+/// [`KernelError::Invalid`] if `heads` is 0 or does not divide E; [`KernelError::Length`]
+/// if a buffer's length does not match the sizes given.
 pub fn aaren_layer(
     x: &[f64],
     batch: usize,

@@ -7,6 +7,10 @@ use alloc::vec::Vec;
 use crate::error::{KernelError, check_len};
 
 /// `a[m,k] · b[k,n]`.
+///
+/// # Errors
+///
+/// [`KernelError::Length`] if `a` or `b` does not hold the numbers its shape needs.
 pub fn matmul(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Result<Vec<f64>, KernelError> {
     check_len("a", a, m * k)?;
     check_len("b", b, k * n)?;
@@ -24,6 +28,11 @@ pub fn matmul(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Result<Vec<
 }
 
 /// `x[rows, d_in] · weightᵀ + bias` with PyTorch's layout: `weight` is `[d_out, d_in]`.
+///
+/// # Errors
+///
+/// [`KernelError::Length`] if `x`, `weight` or `bias` does not hold the numbers its shape
+/// needs.
 pub fn linear(
     x: &[f64],
     rows: usize,
@@ -51,6 +60,11 @@ pub fn linear(
 }
 
 /// Layer normalisation of each row of `x[rows, d]` (biased variance, as PyTorch).
+///
+/// # Errors
+///
+/// [`KernelError::Length`] if `x`, `gamma` or `beta` does not hold the numbers its shape
+/// needs.
 pub fn layer_norm(
     x: &[f64],
     rows: usize,

@@ -39,6 +39,11 @@ pub struct MhaWeights<'a> {
 ///
 /// - `query`: `[B, Lq, E]`, `key`, `value`: `[B, Lk, E]`, `key_padding_mask`: `[B, Lk]`
 /// - returns `output` `[B, Lq, E]` and `weights` `[B, Lq, Lk]` averaged over heads
+///
+/// # Errors
+///
+/// [`KernelError::Invalid`] if the head count is 0 or does not divide E;
+/// [`KernelError::Length`] if a buffer's length does not match the sizes given.
 pub fn multi_head_attention(
     query: &[f64],
     key: &[f64],

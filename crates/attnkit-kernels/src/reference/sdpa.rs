@@ -39,6 +39,10 @@ pub struct SdpaOptions<'a> {
 /// - returns `output` `[B, H, Lq, Dv]` and `weights` `[B, H, Lq, Lk]`
 ///
 /// A query row whose keys are all masked gets zero weights and a zero output.
+///
+/// # Errors
+///
+/// [`KernelError::Length`] if a buffer's length does not match the sizes given.
 pub fn scaled_dot_product_attention(
     q: &[f64],
     k: &[f64],

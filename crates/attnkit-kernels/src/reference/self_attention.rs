@@ -35,6 +35,10 @@ pub struct SelfAttention {
 impl SelfAttention {
     /// Weights W_q, W_k, W_v, W_o drawn in that order from N(0, 1) by a generator seeded
     /// with `seed`.
+    ///
+    /// # Errors
+    ///
+    /// [`KernelError::Invalid`] if `dims` is 0.
     pub fn new(dims: usize, seed: u64) -> Result<Self, KernelError> {
         if dims == 0 {
             return Err(KernelError::Invalid {
@@ -59,6 +63,10 @@ impl SelfAttention {
     }
 
     /// A layer with the given `[dims, dims]` weights.
+    ///
+    /// # Errors
+    ///
+    /// [`KernelError::Length`] if a weight is not `dims · dims` numbers.
     pub fn from_weights(
         dims: usize,
         w_q: Vec<f64>,
@@ -87,11 +95,19 @@ impl SelfAttention {
     ///
     /// - `x`: `(n, dims)` row-major
     /// - returns: `(n, dims)`
+    ///
+    /// # Errors
+    ///
+    /// As [`SelfAttention::forward_with_weights`].
     pub fn forward(&self, x: &[f64], n: usize) -> Result<Vec<f64>, KernelError> {
         Ok(self.forward_with_weights(x, n)?.output)
     }
 
     /// Forward pass that also returns the `(n, n)` attention weights.
+    ///
+    /// # Errors
+    ///
+    /// [`KernelError::Length`] if `x` does not hold `n · dims` numbers.
     pub fn forward_with_weights(
         &self,
         x: &[f64],

@@ -30,6 +30,11 @@ pub const EXPORTABLE_TASKS: &[&str] = &["count", "imdb"];
 /// - `imdb`: inputs `ids` `[B, L]` int64 token ids (0 = padding; line i of the run's
 ///   `imdb-vocab.txt` is the word of id i) and `lengths` `[B]` int64 (1 ≤ length ≤ L),
 ///   output `logits` `[B, 2]` (negative, positive).
+///
+/// # Errors
+///
+/// [`OnnxError::Attn`] if the checkpoint cannot be read or does not fit its network (naming
+/// the file); [`OnnxError::Unsupported`] for a task with no exporter.
 pub fn export_checkpoint(path: &Path) -> Result<Exported> {
     let ckpt = Checkpoint::load(path)?;
     let task = ckpt.header.task.clone();

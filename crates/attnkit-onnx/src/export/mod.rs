@@ -86,6 +86,12 @@ pub struct Exported {
 /// let inputs: Vec<_> = graph.input.iter().map(|i| i.name.as_str()).collect();
 /// assert_eq!(inputs, ["query", "key", "value", "key_padding_mask"]);
 /// ```
+///
+/// # Errors
+///
+/// [`OnnxError::Attn`] for an unknown module, a refused config or a weight that is missing
+/// or misshapen (as `attnkit forward` refuses them); [`OnnxError::Unsupported`] for an
+/// option the module does not have.
 pub fn export_module(
     name: &str,
     config: &Value,

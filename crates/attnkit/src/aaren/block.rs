@@ -133,6 +133,10 @@ impl AarenEncoderBlock {
     /// - `x`: `[B, L, E]`
     /// - `mask`: `[B, L]`, `true` = padding
     /// - returns: `[B, L, E]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if an input's shape is not the one above.
     pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<2, Bool>>) -> Result<Tensor<3>> {
         let mixed = self.aaren.forward(x.clone(), mask)?;
         let y = self.norm1.forward(x + self.dropout.forward(mixed));
@@ -172,6 +176,10 @@ impl AarenEncoder {
     ///
     /// - `x`: `[B, L, E]`; `mask`: `[B, L]`, `true` = padding
     /// - returns: `[B, L, E]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if an input's shape is not the one above.
     pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<2, Bool>>) -> Result<Tensor<3>> {
         let mut x = x;
         for layer in &self.layers {

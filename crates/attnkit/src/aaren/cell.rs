@@ -136,6 +136,10 @@ impl AarenCell {
     ///
     /// - `x`: `[B, L, E]`
     /// - returns scores `[B, H, L]` (s_th = q_h·k_th/√d) and values `[B, H, L, d]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if an input's shape is not the one above.
     pub fn scores_values(&self, x: Tensor<3>) -> Result<(Tensor<3>, Tensor<4>)> {
         let (s, v) = self.scores_values_token_major(x)?;
         Ok((s, v.swap_dims(1, 2)))
@@ -174,6 +178,11 @@ impl AarenCell {
     /// - `x`: `[B, E]`, the token
     /// - `mask`: `[B]`, `true` = padding (the state is kept)
     /// - returns the state and o_t `[B, H, d]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if `x` or `mask` does not match the state's batch and the
+    /// cell's width.
     pub fn step(
         &self,
         state: AarenState,
@@ -191,6 +200,11 @@ impl AarenCell {
     /// - `x`: `[B, L, E]`; `mask`: `[B, L]`, `true` = padding
     /// - `state`: where to start (the empty prefix if `None`)
     /// - returns o `[B, H, L, d]` and the state after the last token
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if `x`, `mask` or `state` does not match the others or the
+    /// cell.
     pub fn forward_iterative(
         &self,
         x: Tensor<3>,
@@ -223,6 +237,11 @@ impl AarenCell {
     /// - `x`: `[B, L, E]`; `mask`: `[B, L]`, `true` = padding
     /// - `state`: where to start (the empty prefix if `None`)
     /// - returns o `[B, H, L, d]` and the state after the last token
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if `x`, `mask` or `state` does not match the others or the
+    /// cell.
     pub fn forward_parallel(
         &self,
         x: Tensor<3>,
@@ -247,6 +266,13 @@ impl AarenCell {
     /// - `x`: `[B, L, E]`; `mask`: `[B, L]`, `true` = padding
     /// - `state`: where to start (the empty prefix if `None`)
     /// - returns o `[B, H, L, d]` and the state after the last token
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if `x`, `mask` or `state` does not match the others or the
+    /// cell;
+    /// [`AttnError::Config`] if the tensors carry gradients (the fused form is inference
+    /// only).
     pub fn forward_fused(
         &self,
         x: Tensor<3>,
@@ -263,6 +289,11 @@ impl AarenCell {
     ///
     /// - `x`: `[B, L, E]`; `mask`: `[B, L]`, `true` = padding
     /// - returns `[B, H, d]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if an input's shape is not the one above.
+    /// [`AttnError::Config`] if the sequence is empty (L = 0).
     pub fn forward_last(&self, x: Tensor<3>, mask: Option<&Tensor<2, Bool>>) -> Result<Tensor<3>> {
         let (s, v) = self.scores_values(x)?;
         last_output(s, v, mask)

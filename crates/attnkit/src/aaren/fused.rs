@@ -183,6 +183,11 @@ fn scan_fused_in(
 ///
 /// - `scores`: `[B, H, L]`; `values`: `[B, H, L, D]`; `mask`: `[B, L]`, `true` = ignore
 /// - returns: `[B, H, L, D]`
+///
+/// # Errors
+///
+/// [`AttnError::Shape`] if an input's shape is not the one above.
+/// [`AttnError::Config`] if the tensors carry gradients (the fused form is inference only).
 pub fn prefix_attention_fused(
     scores: Tensor<3>,
     values: Tensor<4>,

@@ -40,6 +40,11 @@ fn values<T: Real>(what: &str, t: burn::Tensor<1>) -> Result<Vec<T>> {
 
 impl<T: Real> FoldedAaren<T> {
     /// Folds `layer`'s weights (read as float32, converted to `T`).
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Kernel`] if the layer's widths cannot be folded (which its config
+    /// already refuses); [`AttnError::Value`] if a weight cannot be read back as float32.
     pub fn from_layer(layer: &Aaren) -> Result<Self> {
         let e = layer.embed_dim();
         let h = layer.num_heads();
@@ -100,6 +105,10 @@ pub struct TokenStream<T> {
 
 impl<T: Real> TokenStream<T> {
     /// A stream through `layer`, starting from the empty prefix.
+    ///
+    /// # Errors
+    ///
+    /// As [`FoldedAaren::from_layer`].
     pub fn new(layer: &Aaren) -> Result<Self> {
         let folded = FoldedAaren::from_layer(layer)?;
         let (e, h) = (folded.embed, folded.heads);
@@ -116,6 +125,10 @@ impl<T: Real> TokenStream<T> {
 
     /// Feeds one token `x` `[E]` (`masked`: padding, the state is kept) and returns the
     /// layer's output for it, `[E]`.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Kernel`] if `x` does not hold E numbers.
     pub fn push(&mut self, x: &[T], masked: bool) -> Result<&[T]> {
         let (e, h) = (self.folded.embed, self.folded.heads);
         let mut stream = AarenStream::resume(h, e / h, &mut self.state)?;

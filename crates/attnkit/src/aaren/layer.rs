@@ -69,6 +69,11 @@ pub struct Aaren {
 
 impl AarenConfig {
     /// Creates the layer on `device` (output projection initialised as `nn.Linear`).
+    ///
+    /// # Errors
+    ///
+    /// As [`AarenCellConfig::init`](super::AarenCellConfig::init): heads that do not divide
+    /// E, or weights over 2^31 elements.
     pub fn init(&self, device: &Device) -> Result<Aaren> {
         let cell = AarenCellConfig::new(self.embed_dim, self.num_heads).init(device)?;
         Ok(Aaren {
@@ -108,6 +113,10 @@ impl Aaren {
     /// - `mask`: `[B, L]`, `true` = padding; a position with no unmasked token up to it
     ///   gives `out_proj(0)` = the output bias
     /// - returns: `[B, L, E]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if an input's shape is not the one above.
     pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<2, Bool>>) -> Result<Tensor<3>> {
         Ok(self.forward_from(x, mask, None)?.0)
     }
@@ -117,6 +126,11 @@ impl Aaren {
     ///
     /// - `x`: `[B, L, E]`; `mask`: `[B, L]`; `state`: `[B, H, d]`-sized or `None`
     /// - returns: `[B, L, E]` and the state
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if `x`, `mask` or `state` does not match the others or the
+    /// layer.
     pub fn forward_from(
         &self,
         x: Tensor<3>,
@@ -159,6 +173,11 @@ impl AarenLayerStream<'_> {
     ///
     /// - `x`: `[B, Lc, E]`; `mask`: `[B, Lc]`, `true` = padding
     /// - returns: the layer's outputs for these positions, `[B, Lc, E]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if the chunk or its mask does not match the stream's batch and
+    /// the layer's width.
     pub fn push(&mut self, x: Tensor<3>, mask: Option<&Tensor<2, Bool>>) -> Result<Tensor<3>> {
         let lc = x.dims()[1];
         let state = self.state.clone();

@@ -48,6 +48,10 @@ impl ScanElements {
     /// - `scores`: `[B, H, L]`
     /// - `values`: `[B, H, L, D]`
     /// - `mask`: `[B, L]`, `true` = ignore this token
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if an input's shape is not the one above.
     pub fn leaves(
         scores: Tensor<3>,
         values: Tensor<4>,
@@ -170,6 +174,10 @@ pub fn inclusive_scan(elements: ScanElements) -> ScanElements {
 /// - `mask`: `[B, L]`, `true` = ignore this token
 /// - returns: `[B, H, L, D]`, o_t = Σ_{i≤t, unmasked} softmax(s)_i v_i (zeros before
 ///   the first unmasked token)
+///
+/// # Errors
+///
+/// [`AttnError::Shape`] if an input's shape is not the one above.
 pub fn prefix_attention(
     scores: Tensor<3>,
     values: Tensor<4>,
@@ -183,6 +191,11 @@ pub fn prefix_attention(
 ///
 /// - `scores`: `[B, H, L]`; `values`: `[B, H, L, D]`; `mask`: `[B, L]`
 /// - returns: `[B, H, D]` (zeros for a row with every token masked)
+///
+/// # Errors
+///
+/// [`AttnError::Shape`] if an input's shape is not the one above.
+/// [`AttnError::Config`] if the sequence is empty (L = 0).
 pub fn last_output(
     scores: Tensor<3>,
     values: Tensor<4>,

@@ -51,6 +51,11 @@ impl AarenState {
     /// - `scores`: `[B, H]`
     /// - `values`: `[B, H, D]`
     /// - `mask`: `[B]`, `true` = this token is padding (the state does not change)
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`](crate::AttnError::Shape) if `scores`, `values` or `mask` does not match the state's `[B,
+    /// H, D]`.
     pub fn step(
         self,
         scores: Tensor<2>,

@@ -72,6 +72,10 @@ impl AdditiveAttention {
     /// - `keys`: `[B, L, Dk]`
     /// - `key_padding_mask`: optional `[B, L]`, `true` = ignore
     /// - returns `context` `[B, Dk]` and `weights` `[B, L]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if an input's shape is not the one above.
     pub fn forward(
         &self,
         query: Tensor<2>,

@@ -47,6 +47,12 @@ pub struct TransformerEncoderLayer {
 
 impl TransformerEncoderLayerConfig {
     /// Creates the layer on `device`.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`] if dropout is outside [0, 1), or the attention's or the
+    /// feed-forward network's config is refused (heads that do not divide E, weights over
+    /// 2^31 elements).
     pub fn init(&self, device: &Device) -> Result<TransformerEncoderLayer> {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(AttnError::Config(format!(
@@ -79,6 +85,10 @@ impl TransformerEncoderLayer {
     /// - `x`: `[B, L, E]`
     /// - `mask`: key padding `[B, L]` and/or causal
     /// - returns: `[B, L, E]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if `x` or the mask's shape is not the one above.
     pub fn forward(&self, x: Tensor<3>, mask: &AttentionMask) -> Result<Tensor<3>> {
         let attended = self.self_attn.forward_self_context(x.clone(), mask)?;
         let y = self.norm1.forward(x + self.dropout.forward(attended));

@@ -80,6 +80,10 @@ impl ExternalAttention {
     /// - `key_padding_mask`: optional `[B, N]`, `true` = padding: padded tokens take no
     ///   part in the softmax over N and their output rows are zero
     /// - returns: `[B, N, d]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if an input's shape is not the one above.
     pub fn forward(
         &self,
         x: Tensor<3>,

@@ -8,6 +8,10 @@ use crate::error::{AttnError, Result, check_shape};
 ///
 /// - `x`: `[B, L, E]` with E divisible by `heads`
 /// - returns: `[B, H, L, E/H]`
+///
+/// # Errors
+///
+/// [`AttnError::Config`] if `heads` is 0 or does not divide E.
 pub fn split_heads(x: Tensor<3>, heads: usize) -> Result<Tensor<4>> {
     let [b, l, e] = x.dims();
     if heads == 0 || e % heads != 0 {

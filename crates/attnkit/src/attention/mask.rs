@@ -38,6 +38,10 @@ impl AttentionMask {
 
     /// The combined mask, broadcastable to scores `[B, H, Lq, Lk]`: shape `[B, 1, Lq, Lk]`
     /// (or `[1, 1, Lq, Lk]` when only causal), `None` when nothing is masked.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if the key padding mask is not `[B, Lk]` for the given sizes.
     pub fn to_scores_mask(
         &self,
         batch: usize,
@@ -103,6 +107,10 @@ pub(crate) fn key_padding_on_host(
 ///
 /// - `mask`: any shape, values 0.0 or 1.0
 /// - returns: the same shape, `true` where the value is 1
+///
+/// # Errors
+///
+/// [`AttnError::Value`] naming `what` if an entry is neither 0 nor 1.
 pub fn mask_from_floats<const D: usize>(what: &str, mask: Tensor<D>) -> Result<Tensor<D, Bool>> {
     let values: Vec<f32> = mask
         .try_to_vec_as::<f32>()

@@ -153,6 +153,10 @@ impl MultiHeadAttention {
     ///
     /// For inference without the weights, [`forward_context`](Self::forward_context) is
     /// faster and never builds the `[B, H, Lq, Lk]` tensor.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if an input's shape is not the one above.
     pub fn forward(
         &self,
         query: Tensor<3>,
@@ -197,6 +201,10 @@ impl MultiHeadAttention {
     /// assert!(fused.sub(full).abs().max().into_scalar::<f32>() < 1e-5);
     /// # Ok::<(), attnkit::AttnError>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if an input's shape is not the one above.
     pub fn forward_context(
         &self,
         query: Tensor<3>,
@@ -211,6 +219,10 @@ impl MultiHeadAttention {
     ///
     /// - `x`: `[B, L, E]`
     /// - returns `output` `[B, L, E]` and `weights` `[B, H, L, L]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if an input's shape is not the one above.
     pub fn forward_self(&self, x: Tensor<3>, mask: &AttentionMask) -> Result<MultiHeadOutput> {
         self.forward(x.clone(), x.clone(), x, mask)
     }
@@ -220,6 +232,10 @@ impl MultiHeadAttention {
     ///
     /// - `x`: `[B, L, E]`
     /// - returns: `[B, L, E]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if an input's shape is not the one above.
     pub fn forward_self_context(&self, x: Tensor<3>, mask: &AttentionMask) -> Result<Tensor<3>> {
         self.context(x, None, mask)
     }

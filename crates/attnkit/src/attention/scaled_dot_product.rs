@@ -63,6 +63,10 @@ impl ScaledDotProductAttention {
     /// - `key_padding_mask`: `[B, Lk]`, `true` = ignore this key
     /// - returns `context` `[B, H, Lq, Dv]` and `weights` `[B, H, Lq, Lk]`; a query with
     ///   every key masked gets zero weights and a zero context
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if an input's shape is not the one above.
     pub fn forward(
         &self,
         query: Tensor<4>,
@@ -99,6 +103,10 @@ impl ScaledDotProductAttention {
     /// assert!(fused.sub(full).abs().max().into_scalar::<f32>() < 1e-5);
     /// # Ok::<(), attnkit::AttnError>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if an input's shape is not the one above.
     pub fn forward_context(
         &self,
         query: Tensor<4>,

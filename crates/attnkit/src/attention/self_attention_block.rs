@@ -41,6 +41,11 @@ pub struct SelfAttentionBlock {
 
 impl SelfAttentionBlockConfig {
     /// Creates the block on `device`.
+    ///
+    /// # Errors
+    ///
+    /// As
+    /// [`MultiHeadAttentionConfig::validate`](super::MultiHeadAttentionConfig::validate).
     pub fn init(&self, device: &Device) -> Result<SelfAttentionBlock> {
         Ok(SelfAttentionBlock {
             attn: MultiHeadAttentionConfig::new(self.embed_dim, self.num_heads)
@@ -60,6 +65,10 @@ impl SelfAttentionBlock {
     /// - `x`: `[B, L, E]`
     /// - `mask`: key padding `[B, L]` and/or causal
     /// - returns: `[B, L, E]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`](crate::AttnError::Shape) if an input's shape is not the one above.
     pub fn forward(&self, x: Tensor<3>, mask: &AttentionMask) -> Result<Tensor<3>> {
         let attended = self.attn.forward_self_context(x.clone(), mask)?;
         Ok(self.norm.forward(x + self.dropout.forward(attended)))

@@ -78,6 +78,10 @@ impl SimplifiedSelfAttention {
     /// - `x`: `[B, L, E]`
     /// - `mask`: key padding `[B, L]` and/or causal
     /// - returns: `[B, L, E]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if an input's shape is not the one above.
     pub fn forward(&self, x: Tensor<3>, mask: &AttentionMask) -> Result<Tensor<3>> {
         let e = self.fc.d_input();
         check_embedding("x", &x, e)?;

@@ -16,7 +16,7 @@
 //!
 //! The operation is registered for Burn's CPU backend (Flex) and for autodiff over it;
 //! it handles f32, and [`attention_softmax`] falls back to the composed
-//! [`masked_softmax`](super::softmax::masked_softmax) for other float types.
+//! [`masked_softmax`] for other float types.
 
 use std::sync::Arc;
 
@@ -150,12 +150,16 @@ impl<B: Backend + AttentionSoftmaxOps, C: CheckpointStrategy> AttentionSoftmaxOp
 
 /// Masked softmax of attention scores, as one operation with its own backward pass on
 /// autodiff devices (see the module docs); the same as
-/// [`masked_softmax`](super::softmax::masked_softmax) over the mask these inputs
+/// [`masked_softmax`] over the mask these inputs
 /// describe, within f32 rounding.
 ///
 /// - `scores`: `[B, H, Lq, Lk]`
 /// - `key_padding`: `[B, Lk]`, `true` = ignore this key; `causal`: query i sees keys j <= i
 /// - returns: the weights, `[B, H, Lq, Lk]`; rows with every key masked are all zero
+///
+/// # Errors
+///
+/// [`AttnError::Shape`](crate::AttnError::Shape) if the mask does not broadcast to the scores.
 pub fn attention_softmax(
     scores: Tensor<4>,
     key_padding: Option<&Tensor<2, Bool>>,

@@ -53,6 +53,11 @@ pub struct ForwardResult {
 
 /// Parses a config: `text` is either an inline JSON object or read from a file named
 /// `source_name` (used in errors, which carry line and column).
+///
+/// # Errors
+///
+/// [`AttnError::Json`] with line and column if `text` is not JSON, [`AttnError::Config`] if
+/// it is not an object.
 pub fn parse_config(text: &str, source_name: &str) -> Result<Value> {
     let value: Value = serde_json::from_str(text).map_err(|e| AttnError::Json {
         source_name: source_name.to_string(),
@@ -70,6 +75,14 @@ pub fn parse_config(text: &str, source_name: &str) -> Result<Value> {
 }
 
 /// Runs module `name` with `config` on `inputs` (and `weights` where it has any).
+///
+/// # Errors
+///
+/// [`AttnError::UnknownModule`] for a name not in [`MODULES`]; otherwise the module's
+/// refusal, naming what was expected and what was found: a config key missing or out of
+/// range ([`AttnError::Config`]), a tensor missing from a file
+/// ([`AttnError::MissingTensor`]), a shape that does not fit ([`AttnError::Shape`]), a mask
+/// that is not 0/1 or a result over 2^31 elements ([`AttnError::Value`]).
 pub fn forward(
     name: &str,
     config: &Value,
@@ -117,13 +130,23 @@ pub trait ModuleConfig: DeserializeOwned {
     /// The keys this module reads.
     const KEYS: &'static [&'static str];
 
-    /// Checks values serde cannot (finite numbers, non-zero sizes).
+    /// Checks values serde cannot (finite numbers, non-zero sizes, sizes within the
+    /// limit of one tensor).
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`] naming the value and the rule it breaks.
     fn check(&self, _module: &str) -> Result<()> {
         Ok(())
     }
 
     /// Parses `config` for `module`; every key outside [`Self::KEYS`] adds a warning,
     /// since a misspelt key would otherwise silently change nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`] for a missing key, a value of the wrong type, or one that
+    /// [`ModuleConfig::check`] refuses.
     fn parse(module: &str, config: &Value, warnings: &mut Vec<String>) -> Result<Self> {
         if let Some(obj) = config.as_object() {
             for key in obj.keys() {

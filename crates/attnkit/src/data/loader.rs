@@ -135,6 +135,10 @@ impl ReviewLoaderConfig {
     }
 
     /// The loader over `reviews`, producing batches on `device`.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`] if `batch_size` or `max_len` is 0.
     pub fn init(
         &self,
         reviews: Vec<Review>,

@@ -73,6 +73,10 @@ impl FeedForward {
     ///
     /// - `x`: `[B, L, E]`
     /// - returns: `[B, L, E]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if the last axis of `x` is not `d_model`.
     pub fn forward(&self, x: Tensor<3>) -> Result<Tensor<3>> {
         let hidden = self
             .dropout

@@ -10,6 +10,11 @@ use crate::error::Result;
 use crate::store::{TensorStore, load_param};
 
 /// Loads `prefix + "weight"` into `gamma` and `prefix + "bias"` into `beta`.
+///
+/// # Errors
+///
+/// [`AttnError::MissingTensor`](crate::AttnError::MissingTensor) or [`AttnError::Shape`](crate::AttnError::Shape) for an absent or misshapen weight
+/// or bias.
 pub fn load_layer_norm(norm: LayerNorm, store: &TensorStore, prefix: &str) -> Result<LayerNorm> {
     let mut norm = norm;
     norm.gamma = load_param(norm.gamma, store, &format!("{prefix}weight"))?;

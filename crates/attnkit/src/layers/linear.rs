@@ -68,6 +68,10 @@ impl TorchLinear {
     ///
     /// - `x`: `[..., d_input]`
     /// - returns: `[..., d_output]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`](crate::AttnError::Shape) if the last axis of `x` is not `d_input`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Result<Tensor<D>> {
         let d_in = self.d_input();
         let dims = x.dims();

@@ -64,6 +64,10 @@ impl LearnablePositionalEncoding {
     ///
     /// - `x`: `[B, L, d_model]` with L <= max_len
     /// - returns: `[B, L, d_model]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if `x` is not `[B, L, d_model]` with L at most `max_len`.
     pub fn forward(&self, x: Tensor<3>) -> Result<Tensor<3>> {
         let [_, max_len, d] = self.positional_encoding.val().dims();
         check_shape(

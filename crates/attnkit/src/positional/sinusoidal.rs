@@ -28,6 +28,11 @@ pub struct SinusoidalPositionalEncoding {
 
 impl SinusoidalPositionalEncodingConfig {
     /// Builds the table (in f64, rounded once) on `device`.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`] if `max_len` or `d_model` is 0, `base` is not positive, or the
+    /// table would have more than 2^31 elements.
     pub fn init(&self, device: &Device) -> Result<SinusoidalPositionalEncoding> {
         let (l, d) = (self.max_len, self.d_model);
         if l == 0 || d == 0 || self.base <= 0.0 {
@@ -72,6 +77,10 @@ impl SinusoidalPositionalEncoding {
     ///
     /// - `x`: `[B, L, d_model]` with L <= max_len
     /// - returns: `[B, L, d_model]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if `x` is not `[B, L, d_model]` with L at most `max_len`.
     pub fn forward(&self, x: Tensor<3>) -> Result<Tensor<3>> {
         let [_, max_len, d] = self.table.dims();
         check_shape(

@@ -189,6 +189,11 @@ impl Recurrent {
     ///   padding: they do not change the state, their outputs are zero, and the reverse
     ///   direction starts at each sequence's last real token. `None`: all have length L.
     /// - returns `output` `[B, L, dirs·H]`, `h_n` (and for LSTM `c_n`) `[dirs·layers, B, H]`
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if `x` is not `[B, L, input_size]`; [`AttnError::Config`] if
+    /// `lengths` does not give one length of at most L per sequence.
     pub fn forward(&self, x: Tensor<3>, lengths: Option<&[usize]>) -> Result<RecurrentOutput> {
         let [b, l, _] = x.dims();
         let input = self.cells[0].weight_ih.val().dims()[1];

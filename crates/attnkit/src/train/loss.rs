@@ -17,7 +17,7 @@ pub fn mse<const D: usize>(pred: Tensor<D>, target: Tensor<D>) -> Result<Tensor<
 }
 
 /// Cross-entropy of class logits against integer labels, averaged over the batch
-/// (`nn.CrossEntropyLoss`): −log softmax(logits)[label], with the log-softmax computed
+/// (`nn.CrossEntropyLoss`): −log softmax(logits)\[label\], with the log-softmax computed
 /// as logits − max − log Σ e^(logits − max) so that no logit overflows.
 ///
 /// - `logits`: `[B, C]`; `labels`: `[B]` with values in `0..C`

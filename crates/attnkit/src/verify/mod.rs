@@ -38,6 +38,11 @@ fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 
 /// Burn's SDPA (causal, with padding) against the reference; inputs are N(0, `scale²`),
 /// so logits reach about `scale²·√D`.
+///
+/// # Errors
+///
+/// An [`AttnError`](crate::AttnError) if a module refuses the generated case (which would be a bug), or the
+/// reference does ([`AttnError::Kernel`](crate::AttnError::Kernel)).
 pub fn sdpa_vs_reference(device: &Device, seed: u64, scale: f64) -> Result<Agreement> {
     let (b, h, l, d) = (2, 4, 16, 8);
     let mut rng = SplitMix64::new(seed);
@@ -78,6 +83,11 @@ pub fn sdpa_vs_reference(device: &Device, seed: u64, scale: f64) -> Result<Agree
 /// The Aaren layer in `mode` against the direct f64 definition, with padding (the
 /// second sequence starts with three padded tokens, so its first outputs have no token
 /// to attend to) and scores of about ±`score_scale` (the query is drawn N(0, scale²)).
+///
+/// # Errors
+///
+/// An [`AttnError`](crate::AttnError) if a module refuses the generated case (which would be a bug), or the
+/// reference does ([`AttnError::Kernel`](crate::AttnError::Kernel)).
 pub fn aaren_vs_reference(
     device: &Device,
     seed: u64,
@@ -174,6 +184,11 @@ pub struct AarenForms {
 /// Runs the parallel scan (Burn, f32, on `device`), the iterative cell (the no_std
 /// kernel, f32) and an f64 reference on N(0, score_scale²) scores and N(0, 1) values,
 /// every prefix output of every head compared.
+///
+/// # Errors
+///
+/// [`AttnError::Config`](crate::AttnError::Config) for a size the forms cannot take (no tokens, no heads); otherwise
+/// as [`sdpa_vs_reference`].
 pub fn compare_aaren_forms(device: &Device, spec: AarenCompareSpec) -> Result<AarenForms> {
     use std::time::Instant;
     let AarenCompareSpec {
@@ -285,6 +300,11 @@ pub fn compare_aaren_forms(device: &Device, spec: AarenCompareSpec) -> Result<Aa
 }
 
 /// Burn's multi-head cross attention with padding against the reference.
+///
+/// # Errors
+///
+/// An [`AttnError`](crate::AttnError) if a module refuses the generated case (which would be a bug), or the
+/// reference does ([`AttnError::Kernel`](crate::AttnError::Kernel)).
 pub fn mha_vs_reference(device: &Device, seed: u64) -> Result<Agreement> {
     let (b, lq, lk, e, h) = (2, 7, 9, 32, 4);
     let mut rng = SplitMix64::new(seed);
@@ -341,6 +361,11 @@ pub fn mha_vs_reference(device: &Device, seed: u64) -> Result<Agreement> {
 /// The seed's single-head self-attention (N(0,1) weights, x·W convention) computed by
 /// the reference and by Burn's multi-head attention with one head, zero biases and the
 /// weights transposed into PyTorch's layout.
+///
+/// # Errors
+///
+/// An [`AttnError`](crate::AttnError) if a module refuses the generated case (which would be a bug), or the
+/// reference does ([`AttnError::Kernel`](crate::AttnError::Kernel)).
 pub fn seed_self_attention_vs_reference(device: &Device, seed: u64) -> Result<Agreement> {
     let (n, dims) = (10, 16);
     let reference = SelfAttention::new(dims, seed)?;
