@@ -760,7 +760,7 @@ fn committed_fixtures_match_their_oracle() {
 #[test]
 fn counting_checkpoint_exports_whole() {
     use attnkit::tasks::counting::{CountConfig, CountTraining, CountingNet, Mixer, sample_batch};
-    use attnkit::train::Checkpoint;
+    use attnkit::train::{Checkpoint, TrainingTask};
     use burn::prelude::{Int, Tensor, TensorData};
 
     let dir = std::env::temp_dir().join(format!("attnkit-onnx-count-{}", std::process::id()));
@@ -821,7 +821,7 @@ fn sentiment_checkpoints_export_whole() {
     use attnkit::tasks::sentiment::{
         EmbeddingKind, Encoded, SentimentConfig, SentimentModel, SentimentNet, SentimentTraining,
     };
-    use attnkit::train::{Checkpoint, OptimizerConfig};
+    use attnkit::train::{Checkpoint, OptimizerConfig, TrainingTask};
     use burn::prelude::{Int, Tensor, TensorData};
 
     let dir = std::env::temp_dir().join(format!("attnkit-onnx-imdb-{}", std::process::id()));
@@ -853,7 +853,9 @@ fn sentiment_checkpoints_export_whole() {
             seed: 2,
         };
         let mut run = SentimentTraining::new(config, &vocab, None, train.clone(), &device).unwrap();
-        run.epoch(|_, _, _| {}).unwrap();
+        for _ in 0..run.steps_per_epoch().unwrap() {
+            run.train_step().unwrap();
+        }
         let path = dir.join(format!("{model:?}.ckpt"));
         run.save_checkpoint(&path).unwrap();
         let exported = attnkit_onnx::export_checkpoint(&path).unwrap();

@@ -10,7 +10,7 @@ use burn::prelude::*;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use super::{BLUE, BarProgress, Common, Curve, ORANGE, RunFiles};
+use super::{BLUE, BarProgress, Common, Curve, HistoryChart, ORANGE, RunFiles};
 
 #[derive(Args)]
 #[command(
@@ -169,26 +169,28 @@ pub fn train(opts: &CountOptions) -> Result<CountOutcome> {
         &trainer,
         opts.out.join(format!("{}-history.csv", opts.name)),
         opts.out.join(format!("{}-accuracy.png", opts.name)),
-        &format!(
-            "Counting task, {:?} encoder: accuracy during training (seed {})",
-            run.config().mixer,
-            run.config().seed
-        ),
-        "step",
-        "accuracy",
-        &[
-            Curve {
-                metric: "train_accuracy",
-                label: "training batches",
-                color: BLUE,
-            },
-            Curve {
-                metric: "val_accuracy",
-                label: "validation (2,000 sequences)",
-                color: ORANGE,
-            },
-        ],
-        crate::chart::Scale::Linear,
+        &HistoryChart {
+            title: format!(
+                "Counting task, {:?} encoder: accuracy during training (seed {})",
+                run.config().mixer,
+                run.config().seed
+            ),
+            x: "step",
+            y_label: "accuracy",
+            curves: &[
+                Curve {
+                    metric: "train_accuracy",
+                    label: "training batches",
+                    color: BLUE,
+                },
+                Curve {
+                    metric: "val_accuracy",
+                    label: "validation (2,000 sequences)",
+                    color: ORANGE,
+                },
+            ],
+            scale: crate::chart::Scale::Linear,
+        },
     )?;
     Ok(CountOutcome {
         trainer,

@@ -74,6 +74,9 @@ pub fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// The bar's message after a step, from the step and its metrics (`None`: keep it).
+pub type StepMessage<'a> = Box<dyn Fn(u64, &Metrics) -> Option<String> + 'a>;
+
 /// The training loop's reports on a progress bar: position and a message after each
 /// step, a message (and optionally a printed line) at each logging point.
 pub struct BarProgress<'a> {
@@ -82,7 +85,7 @@ pub struct BarProgress<'a> {
     /// Steps of earlier runs on the same bar.
     pub offset: u64,
     /// The bar's message after a step, if any.
-    pub on_step: Box<dyn Fn(u64, &Metrics) -> Option<String> + 'a>,
+    pub on_step: StepMessage<'a>,
     /// The bar's message at a logging point.
     pub on_log: Box<dyn Fn(&LogRow) -> String + 'a>,
     /// Also print the logging point's message above the bar.
@@ -149,17 +152,34 @@ pub struct RunFiles {
     pub chart: Option<PathBuf>,
 }
 
+/// How a run's history is drawn.
+pub struct HistoryChart<'a> {
+    /// The chart's title.
+    pub title: String,
+    /// The x axis: `step` or `epoch`.
+    pub x: &'a str,
+    /// The y axis label.
+    pub y_label: &'a str,
+    /// The lines.
+    pub curves: &'a [Curve],
+    /// Linear or log axes.
+    pub scale: crate::chart::Scale,
+}
+
 /// Writes the history CSV and the chart of a finished run.
 pub fn write_run_files<T: TrainingTask>(
     trainer: &Trainer<T>,
     csv: PathBuf,
     png: PathBuf,
-    title: &str,
-    x: &str,
-    y_label: &str,
-    curves: &[Curve],
-    scale: crate::chart::Scale,
+    chart: &HistoryChart<'_>,
 ) -> Result<RunFiles> {
+    let HistoryChart {
+        title,
+        x,
+        y_label,
+        curves,
+        scale,
+    } = chart;
     trainer.write_csv(&csv)?;
     let history = trainer.history();
     if history.is_empty() {
@@ -171,7 +191,7 @@ pub fn write_run_files<T: TrainingTask>(
             history
                 .iter()
                 .filter_map(|r| {
-                    let at = if x == "epoch" {
+                    let at = if *x == "epoch" {
                         r.epoch.map(|e| e as f64)
                     } else {
                         Some(r.step as f64)
@@ -190,7 +210,7 @@ pub fn write_run_files<T: TrainingTask>(
             color: c.color,
         })
         .collect();
-    crate::chart::line_chart(&png, title, x, y_label, &series, scale)?;
+    crate::chart::line_chart(&png, title, x, y_label, &series, *scale)?;
     Ok(RunFiles {
         csv,
         chart: Some(png),

@@ -11,7 +11,7 @@ use burn::prelude::*;
 use clap::Args;
 use serde_json::json;
 
-use super::{BLUE, BarProgress, Common, Curve, ORANGE, RunFiles};
+use super::{BLUE, BarProgress, Common, Curve, HistoryChart, ORANGE, RunFiles};
 
 #[derive(Args)]
 #[command(
@@ -110,28 +110,30 @@ pub fn train(
         &trainer,
         out.join("pe-regression-loss.csv"),
         out.join("pe-regression-loss.png"),
-        &format!(
-            "Positional-encoding regression: MSE per epoch (Adam lr {}, {} train / {} val{})",
-            config.optimizer.lr(),
-            n_train,
-            n_val,
-            if config.positional { "" } else { ", no PE" }
-        ),
-        "epoch",
-        "MSE (log scale)",
-        &[
-            Curve {
-                metric: "train_loss",
-                label: "train",
-                color: BLUE,
-            },
-            Curve {
-                metric: "val_loss",
-                label: "validation",
-                color: ORANGE,
-            },
-        ],
-        crate::chart::Scale::LogY,
+        &HistoryChart {
+            title: format!(
+                "Positional-encoding regression: MSE per epoch (Adam lr {}, {} train / {} val{})",
+                config.optimizer.lr(),
+                n_train,
+                n_val,
+                if config.positional { "" } else { ", no PE" }
+            ),
+            x: "epoch",
+            y_label: "MSE (log scale)",
+            curves: &[
+                Curve {
+                    metric: "train_loss",
+                    label: "train",
+                    color: BLUE,
+                },
+                Curve {
+                    metric: "val_loss",
+                    label: "validation",
+                    color: ORANGE,
+                },
+            ],
+            scale: crate::chart::Scale::LogY,
+        },
     )?;
     Ok(PeOutcome {
         trainer,
