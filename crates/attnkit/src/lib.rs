@@ -43,3 +43,8 @@ struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/aaren.md")]
 struct AarenDocDoctests;
+
+/// The Rust examples of `docs/training.md` run as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/training.md")]
+struct TrainingDocDoctests;
