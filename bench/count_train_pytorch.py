@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The counting task of seed 004 trained in PyTorch: the peer of `attnkit train count`.
+"""The counting task trained in PyTorch: the peer of `attnkit train count`.
 
 Same network (embedding 64, learnable positional encoding, one post-norm encoder layer
 with 4-head self-attention and a 128-wide feed-forward, a decoder of one

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch peers of `attnkit bench` (SPEC section 10): the same workloads and shapes, the
+"""PyTorch peers of `attnkit bench`: the same workloads and shapes, the
 same JSON object. CPU, `torch.set_num_threads(--threads)`.
 
   python bench/peer_pytorch.py mha-forward --batch 4 --heads 8 --len 512 --embed 512 --threads 2

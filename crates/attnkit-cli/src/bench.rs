@@ -1,4 +1,4 @@
-//! `attnkit bench`: one workload timed after a warm-up (SPEC §10).
+//! `attnkit bench`: one workload timed after a warm-up (the benchmark contract).
 
 use std::time::Instant;
 
@@ -14,7 +14,7 @@ use burn::prelude::*;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-/// The workloads of SPEC §10.
+/// The workloads of the benchmark contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Workload {
     /// Multi-head self-attention forward, [B, L, E], returning the weights.

@@ -33,7 +33,7 @@ enum Command {
     Forward(forward::ForwardArgs),
     /// Attention as an RNN: compare its iterative and parallel forms.
     Aaren(aaren::AarenArgs),
-    /// Train a seed task (progress bar, checkpoints, --resume, --summary).
+    /// Train an example task (progress bar, checkpoints, --resume, --summary).
     Train(train::TrainArgs),
     /// Write a module (or a trained checkpoint) as ONNX.
     Export(export::ExportArgs),

@@ -137,7 +137,7 @@ pub fn run(args: TourArgs) -> Result<()> {
     record(
         "self-attention exercise (numpy) vs MHA (1 head)",
         &mut || {
-            let a = verify::seed_self_attention_vs_reference(&device, args.seed)?;
+            let a = verify::exercise_self_attention_vs_reference(&device, args.seed)?;
             let (line, ok) = agreement_line(&a, 1e-5, true);
             Ok((line, ok, String::new()))
         },

@@ -1,4 +1,4 @@
-//! `attnkit bench` prints the JSON object of the benchmark contract (SPEC §10).
+//! `attnkit bench` prints the JSON object of the benchmark contract.
 
 #![allow(clippy::unwrap_used)]
 

@@ -206,7 +206,7 @@ mod tests {
         assert!(m[..3].iter().all(|&v| v == 0.0), "padding row is zero");
     }
 
-    /// The seed's default dimension, on a generated file: 2,000 words × 300 numbers.
+    /// The default dimension (300), on a generated file: 2,000 words × 300 numbers.
     #[test]
     fn reads_a_generated_300d_file() {
         let mut rng = SplitMix64::new(300);

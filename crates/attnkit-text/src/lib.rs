@@ -1,5 +1,5 @@
 //! Text data without Burn: the published GloVe and IMDB (`aclImdb/`) formats, a
-//! tokenizer and a vocabulary (DATA-1, DATA-2, DATA-5). `attnkit::data` re-exports
+//! tokenizer and a vocabulary. `attnkit::data` re-exports
 //! everything here; this crate stands alone so the parsers can be fuzzed (and used)
 //! without building a tensor library.
 //!

@@ -1,4 +1,4 @@
-//! Random and mutated input for the text loaders (REL-2): whatever the bytes, the GloVe
+//! Random and mutated input for the text loaders: whatever the bytes, the GloVe
 //! parser and the review loader return a value or an error naming the file and line —
 //! they never panic. Property-based (proptest, stable Rust); cargo-fuzz targets are a
 //! follow-up.

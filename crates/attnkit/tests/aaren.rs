@@ -116,7 +116,7 @@ fn chunked_stream_equals_one_full_call() {
     }
 }
 
-/// AAREN-4: a million tokens through the allocation-free kernel stream hold the same
+/// A million tokens through the allocation-free kernel stream hold the same
 /// twelve numbers of state as one token did, and give the parallel scan's outputs.
 #[test]
 fn a_million_tokens_stream_in_constant_memory_and_match_the_scan() {
@@ -183,7 +183,7 @@ fn scan_survives_extreme_scores_and_empty_prefixes() {
     assert_eq!(last, [out[4]]);
 }
 
-/// AAREN-3 at test scale: 2·10^5 tokens, scores up to ~5·10^4 and a moderate scale
+/// Iterative vs parallel agreement at test scale: 2·10^5 tokens, scores up to ~5·10^4 and a moderate scale
 /// where many tokens share the weight. Bounds in units of f32 epsilon, relative to the
 /// size of the terms each output sums (see `compare_aaren_forms`): the parallel scan and
 /// the compensated cell stay within 16 (measured <= 5); the plain cell drifts with the

@@ -4,7 +4,7 @@
 //! encoder layer and its feed-forward block; numpy float64 for the others), loaded and
 //! checked by `attnkit::verify::Fixture`. Tolerances come from each case's `case.json`:
 //! |got − want| <= atol + rtol·|want| element-wise, atol 1e-5 and rtol 1e-4 for most
-//! (float32 against float32 or float64); the seed's self-attention is float64 against
+//! (float32 against float32 or float64); the self-attention exercise is float64 against
 //! float64 (1e-9); Aaren is atol 2e-4, rtol 2e-3 (its acceptance bound) and in practice
 //! lands near 0.1% of it.
 
@@ -37,6 +37,7 @@ const CASES: [&str; 31] = [
     "additive",
     "encoder_layer",
     "encoder_layer_padding",
+    "exercise_self_attention",
     "external",
     "external_large",
     "feed_forward",
@@ -57,7 +58,6 @@ const CASES: [&str; 31] = [
     "sdpa_large_logits",
     "sdpa_padding_scale",
     "sdpa_plain",
-    "seed_self_attention",
     "self_attention_block",
     "simplified",
 ];
@@ -224,7 +224,7 @@ fn run(case: &Fixture, device: &Device) -> Result<TensorStore> {
             holds_exactly(&ff, w)?;
             out.insert_tensor("output", ff.forward(x(device)?)?);
         }
-        "seed_self_attention" => {
+        "exercise_self_attention" => {
             // The kernels' float64 reference against numpy's float64.
             let dims = usize_of(c, "dims")?;
             let f = |n: &str| -> Result<Vec<f64>> {
@@ -245,7 +245,7 @@ fn run(case: &Fixture, device: &Device) -> Result<TensorStore> {
                 name: other.to_string(),
                 known: "the contract modules, additive, luong, simplified, \
                         self_attention_block, transformer_encoder_layer, feed_forward, \
-                        seed_self_attention"
+                        exercise_self_attention"
                     .to_string(),
             });
         }
@@ -283,7 +283,7 @@ fn every_fixture_matches_within_its_tolerance() {
         "self_attention_block",
         "transformer_encoder_layer",
         "feed_forward",
-        "seed_self_attention",
+        "exercise_self_attention",
         "aaren",
         "lstm",
         "gru",

@@ -1,4 +1,4 @@
-//! Exporters for the modules of the contract (SPEC §9): the same config JSON and
+//! Exporters for the modules of the contract: the same config JSON and
 //! weights file as `attnkit forward`, the same input and output names, batch and
 //! sequence lengths dynamic.
 
@@ -75,7 +75,7 @@ pub struct Exported {
     pub warnings: Vec<String>,
 }
 
-/// Exports module `name` with `config` and `weights` (SPEC §9) as an ONNX model.
+/// Exports module `name` with `config` and `weights` (the module contract) as an ONNX model.
 ///
 /// ```
 /// use attnkit_onnx::{ExportOptions, export_module};
@@ -151,7 +151,7 @@ pub fn export_module(
     };
     ctx.report_unused();
     let mut model = ModelBuilder::new(graph.build())
-        .doc(format!("attnkit `{name}` (SPEC §9 contract)"))
+        .doc(format!("attnkit `{name}` (module contract)"))
         .metadata("attnkit.module", name)
         .metadata("attnkit.config", config.to_string());
     if name == "aaren" {

@@ -1,4 +1,4 @@
-//! The many-to-many Aaren layer (SPEC §9): the cell's outputs for every position, heads
+//! The many-to-many Aaren layer: the cell's outputs for every position, heads
 //! concatenated, then an output projection. A drop-in replacement for causal
 //! self-attention whose memory at inference does not grow with the sequence.
 

@@ -22,7 +22,7 @@ use crate::store::{TensorStore, TorchWeights};
 pub struct SimplifiedSelfAttentionConfig {
     /// Embedding width E.
     pub embed_dim: usize,
-    /// Number of heads; must divide E. Default: 8 (the seed's).
+    /// Number of heads; must divide E. Default: 8.
     #[config(default = 8)]
     pub num_heads: usize,
     /// Dropout on weights and output (training only). Default: 0.

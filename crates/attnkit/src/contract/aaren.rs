@@ -1,4 +1,4 @@
-//! `aaren`: the Aaren layer of SPEC §9, `mode` `iterative` (the recurrent cell, token by
+//! `aaren`: the Aaren layer of the module contract, `mode` `iterative` (the recurrent cell, token by
 //! token) or `parallel` (the prefix scan).
 
 use serde::Deserialize;

@@ -1,4 +1,4 @@
-//! The module contract: run one module on named tensors (SPEC §9).
+//! The module contract: run one module on named tensors.
 //!
 //! `attnkit forward --module NAME --config JSON --weights FILE --input FILE --output FILE`
 //! is a thin shell around [`forward`]: the config is a JSON object, weights and inputs

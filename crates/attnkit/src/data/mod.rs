@@ -1,5 +1,5 @@
 //! Text data: the published GloVe and IMDB (`aclImdb/`) formats, a tokenizer and a
-//! vocabulary (DATA-1, DATA-2, DATA-5), and a multi-threaded Burn data loader.
+//! vocabulary, and a multi-threaded Burn data loader.
 //!
 //! Loaders read a whole file or folder before returning, so a bad file is an error that
 //! names the file and line and nothing is half loaded. The parsers live in

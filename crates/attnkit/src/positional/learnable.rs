@@ -16,7 +16,7 @@ pub struct LearnablePositionalEncodingConfig {
     /// Feature width.
     pub d_model: usize,
     /// Standard deviation of the N(0, std²) initialisation. Default: 1 (`torch.randn`,
-    /// as in the seed).
+    /// as in the original exercise).
     #[config(default = 1.0)]
     pub init_std: f64,
 }

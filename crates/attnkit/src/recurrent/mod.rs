@@ -1,4 +1,4 @@
-//! Recurrent baselines with PyTorch's gates, layouts and parameter names (RNN-1):
+//! Recurrent baselines with PyTorch's gates, layouts and parameter names:
 //! [`rnn`] (tanh), [`lstm`], [`gru`], each uni- or bidirectional and stacked by
 //! [`network`], batch first, with per-sequence lengths so that padded batches give the
 //! same result per sequence as unpadded ones.

@@ -1,4 +1,4 @@
-//! The seed tasks: data, models and training runs.
+//! The example tasks: data, models, and the tasks the training loop runs.
 
 pub mod counting;
 pub mod pe_regression;

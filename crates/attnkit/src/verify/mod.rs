@@ -358,7 +358,7 @@ pub fn mha_vs_reference(device: &Device, seed: u64) -> Result<Agreement> {
     )
 }
 
-/// The seed's single-head self-attention (N(0,1) weights, x·W convention) computed by
+/// The single-head self-attention exercise (N(0,1) weights, x·W convention) computed by
 /// the reference and by Burn's multi-head attention with one head, zero biases and the
 /// weights transposed into PyTorch's layout.
 ///
@@ -366,13 +366,13 @@ pub fn mha_vs_reference(device: &Device, seed: u64) -> Result<Agreement> {
 ///
 /// An [`AttnError`](crate::AttnError) if a module refuses the generated case (which would be a bug), or the
 /// reference does ([`AttnError::Kernel`](crate::AttnError::Kernel)).
-pub fn seed_self_attention_vs_reference(device: &Device, seed: u64) -> Result<Agreement> {
+pub fn exercise_self_attention_vs_reference(device: &Device, seed: u64) -> Result<Agreement> {
     let (n, dims) = (10, 16);
     let reference = SelfAttention::new(dims, seed)?;
     let mut rng = SplitMix64::new(seed ^ 0x5eed);
     let x: Vec<f32> = (0..n * dims).map(|_| rng.next_f64() as f32).collect();
     let want = reference.forward(&to_f64(&x), n)?;
-    // PyTorch's layout multiplies by Wᵀ, the seed by W: transpose each [dims, dims] block.
+    // PyTorch's layout multiplies by Wᵀ, the exercise by W: transpose each [dims, dims] block.
     let transpose = |w: &[f64]| -> Vec<f32> {
         (0..dims * dims)
             .map(|i| w[(i % dims) * dims + i / dims] as f32)
@@ -409,7 +409,7 @@ mod tests {
         assert!(a.finite && a.max_abs < 1e-5, "{a:?}");
         let a = mha_vs_reference(&device, 2).unwrap();
         assert!(a.finite && a.max_abs < 1e-5, "{a:?}");
-        let a = seed_self_attention_vs_reference(&device, 3).unwrap();
+        let a = exercise_self_attention_vs_reference(&device, 3).unwrap();
         assert!(a.finite && a.max_rel < 1e-5, "{a:?}");
     }
 
