@@ -8,7 +8,7 @@ use attnkit::data::{Glove, Split, Vocabulary, load_reviews, tokenize};
 use attnkit::tasks::sentiment::{
     EmbeddingKind, SentimentConfig, SentimentModel, SentimentTraining, encode,
 };
-use attnkit::train::{Every, OptimizerConfig, TrainPlan, Trainer, TrainingTask};
+use attnkit::train::{OptimizerConfig, TrainPlan, Trainer, TrainingTask};
 use attnkit_kernels::rng::SplitMix64;
 use burn::prelude::*;
 
@@ -36,13 +36,7 @@ fn corpus(tag: &str) -> PathBuf {
 
 /// `n` epochs, logged at each epoch's end, no checkpoints.
 fn epochs(n: u64) -> TrainPlan {
-    TrainPlan {
-        steps: n * 80usize.div_ceil(16) as u64,
-        log: Every::Epoch,
-        checkpoint: Every::Epoch,
-        checkpoint_path: None,
-        stop_at: None,
-    }
+    TrainPlan::by_epochs(n, 80usize.div_ceil(16) as u64, None)
 }
 
 #[test]

@@ -294,13 +294,7 @@ fn epoch_tasks_resume_exactly() {
         samples: 100,
         ..PeRegressionConfig::default()
     };
-    let epochs = |n: u64, path: Option<PathBuf>| TrainPlan {
-        steps: 3 * n,
-        log: Every::Epoch,
-        checkpoint: Every::Epoch,
-        checkpoint_path: path,
-        stop_at: None,
-    };
+    let epochs = |n: u64, path: Option<PathBuf>| TrainPlan::by_epochs(n, 3, path);
     let task = PeRegressionTraining::new(config.clone(), &Device::flex()).unwrap();
     let mut straight = Trainer::new(task, epochs(4, None)).unwrap();
     straight.run(&mut ()).unwrap();
@@ -339,17 +333,7 @@ fn pe_regression_learns_and_needs_positions() {
         assert_eq!(run.split_sizes(), (1638, 410));
         let initial = run.validation_loss().unwrap();
         let per_epoch = run.steps_per_epoch().unwrap();
-        let mut trainer = Trainer::new(
-            run,
-            TrainPlan {
-                steps: 30 * per_epoch,
-                log: Every::Epoch,
-                checkpoint: Every::Epoch,
-                checkpoint_path: None,
-                stop_at: None,
-            },
-        )
-        .unwrap();
+        let mut trainer = Trainer::new(run, TrainPlan::by_epochs(30, per_epoch, None)).unwrap();
         trainer.run(&mut ()).unwrap();
         (initial, trainer.last("val_loss").unwrap())
     };

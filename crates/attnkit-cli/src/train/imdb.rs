@@ -11,7 +11,7 @@ use attnkit::store::write_atomically;
 use attnkit::tasks::sentiment::{
     EmbeddingKind, SentimentConfig, SentimentModel, SentimentTraining, encode,
 };
-use attnkit::train::{Every, OptimizerConfig, TrainPlan, Trainer, TrainingTask};
+use attnkit::train::{OptimizerConfig, TrainPlan, Trainer, TrainingTask};
 use burn::prelude::*;
 use clap::Args;
 use serde_json::json;
@@ -161,13 +161,7 @@ pub fn run(args: ImdbArgs) -> Result<()> {
         let ckpt_path = out.join(format!("imdb-{}-{}.ckpt", name(&model), name(&embedding)));
         // With --compare, a run that has no checkpoint yet starts fresh.
         let resume = args.common.resume && (!args.compare || ckpt_path.exists());
-        let plan = TrainPlan {
-            steps: args.epochs * per_epoch,
-            log: Every::Epoch,
-            checkpoint: Every::Epoch,
-            checkpoint_path: Some(ckpt_path.clone()),
-            stop_at: None,
-        };
+        let plan = TrainPlan::by_epochs(args.epochs, per_epoch, Some(ckpt_path.clone()));
         let mut trainer = Trainer::start(task, plan, resume)?;
         if resume {
             bar.suspend(|| {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use attnkit::tasks::pe_regression::{PeRegressionConfig, PeRegressionTraining};
-use attnkit::train::{Every, OptimizerConfig, TrainPlan, Trainer, TrainingTask};
+use attnkit::train::{OptimizerConfig, TrainPlan, Trainer, TrainingTask};
 use burn::prelude::*;
 use clap::Args;
 use serde_json::json;
@@ -75,13 +75,7 @@ pub fn train(
     let task = PeRegressionTraining::new(config.clone(), &Device::flex())?;
     let per_epoch = task.steps_per_epoch().unwrap_or(1);
     let (n_train, n_val) = task.split_sizes();
-    let plan = TrainPlan {
-        steps: epochs * per_epoch,
-        log: Every::Epoch,
-        checkpoint: Every::Epoch,
-        checkpoint_path: Some(checkpoint.clone()),
-        stop_at: None,
-    };
+    let plan = TrainPlan::by_epochs(epochs, per_epoch, Some(checkpoint.clone()));
     let mut trainer = Trainer::start(task, plan, resume)?;
     if resume {
         eprintln!(

@@ -57,6 +57,20 @@ pub struct TrainPlan {
     pub stop_at: Option<(String, f64)>,
 }
 
+impl TrainPlan {
+    /// `epochs` passes of `steps_per_epoch` steps, logged and saved (at
+    /// `checkpoint_path`, if any) at each epoch's end, no early stop.
+    pub fn by_epochs(epochs: u64, steps_per_epoch: u64, checkpoint_path: Option<PathBuf>) -> Self {
+        Self {
+            steps: epochs * steps_per_epoch,
+            log: Every::Epoch,
+            checkpoint: Every::Epoch,
+            checkpoint_path,
+            stop_at: None,
+        }
+    }
+}
+
 /// What the loop reports while it runs (a progress bar, a log). `()` reports nothing.
 pub trait Progress {
     /// Before the first step: steps already done (a resumed run) and the plan's total.
