@@ -211,12 +211,22 @@ impl GraphBuilder {
     }
 
     /// A float32 graph input with these dimensions.
+    ///
+    /// # Panics
+    ///
+    /// If the graph already has a value called `name`: input and output names are part
+    /// of the exported contract, so a clash is a bug in the exporter, not in its input.
     pub fn input(&mut self, name: &str, dims: &[Dim]) -> String {
         self.typed_input(name, DataType::Float, Some(dims))
     }
 
     /// A graph input of any element type; `dims: None` leaves the shape unset (as
     /// `Scan` bodies need, where runtimes infer it from the outer graph).
+    ///
+    /// # Panics
+    ///
+    /// If the graph already has a value called `name`: input and output names are part
+    /// of the exported contract, so a clash is a bug in the exporter, not in its input.
     pub fn typed_input(&mut self, name: &str, elem: DataType, dims: Option<&[Dim]>) -> String {
         let name = self.claim(name);
         self.inputs.push(value_info(&name, elem, dims));
@@ -225,11 +235,21 @@ impl GraphBuilder {
 
     /// Declares `value` as a float32 graph output called `name` (adding an `Identity`
     /// when the value has another name).
+    ///
+    /// # Panics
+    ///
+    /// If the graph already has a value called `name`: input and output names are part
+    /// of the exported contract, so a clash is a bug in the exporter, not in its input.
     pub fn output(&mut self, value: &str, name: &str, dims: &[Dim]) {
         self.typed_output(value, name, Some(dims));
     }
 
     /// Like [`GraphBuilder::output`]; `dims: None` leaves the shape unset.
+    ///
+    /// # Panics
+    ///
+    /// If the graph already has a value called `name`: input and output names are part
+    /// of the exported contract, so a clash is a bug in the exporter, not in its input.
     pub fn typed_output(&mut self, value: &str, name: &str, dims: Option<&[Dim]>) {
         let name = if value == name {
             name.to_string()
@@ -307,6 +327,10 @@ impl GraphBuilder {
     }
 
     /// Adds a node whose outputs have the given (already unique) names.
+    ///
+    /// # Panics
+    ///
+    /// If the graph already has a value of one of these names (a bug in the exporter).
     pub fn node_named(
         &mut self,
         op: &str,

@@ -15,6 +15,7 @@ use super::scan::{ScanElements, inclusive_scan, last_output};
 use super::state::AarenState;
 use crate::attention::split_heads;
 use crate::error::{AttnError, Result, check_shape, check_size};
+use crate::layers::linear::torch_linear;
 use crate::store::{TensorStore, TorchWeights, load_param};
 
 /// Configuration of [`AarenCell`].
@@ -153,16 +154,10 @@ impl AarenCell {
         let [b, l, _] = x.dims();
         let (wk, bk) = self.block(1);
         let (wv, bv) = self.block(2);
-        let k = split_heads(
-            burn::tensor::module::linear(x.clone(), wk.transpose(), Some(bk)),
-            self.num_heads,
-        )?;
-        let v = burn::tensor::module::linear(x, wv.transpose(), Some(bv)).reshape([
-            b,
-            l,
-            self.num_heads,
-            self.d_head(),
-        ]);
+        // As rows of one matrix: Burn's batched matmul broadcasts an empty batch (B = 0)
+        // against the weight's batch of 1 and reads out of bounds.
+        let k = split_heads(torch_linear(x.clone(), wk, Some(bk)), self.num_heads)?;
+        let v = torch_linear(x, wv, Some(bv)).reshape([b, l, self.num_heads, self.d_head()]);
         let scale = 1.0 / (self.d_head() as f64).sqrt();
         let q = self
             .query_heads()
@@ -250,9 +245,10 @@ impl AarenCell {
     ) -> Result<(Tensor<4>, AarenState)> {
         let [b, l, _] = x.dims();
         let (s, v, state) = self.start(x, mask, state)?;
-        if l == 0 {
+        if l == 0 || b == 0 {
+            // Nothing to scan (and Burn cannot expand a state to an empty batch).
             let [_, h, d] = state.dims();
-            return Ok((Tensor::zeros([b, h, 0, d], &s.device()), state));
+            return Ok((Tensor::zeros([b, h, l, d], &s.device()), state));
         }
         let mut prefixes = inclusive_scan(ScanElements::leaves(s, v, mask)?);
         prefixes = state.broadcast(l).combine(prefixes);

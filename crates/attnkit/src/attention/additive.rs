@@ -101,6 +101,15 @@ impl AdditiveAttention {
                 &["B", "L"],
             )?;
         }
+        if b == 0 || l == 0 {
+            // Nothing to attend (Burn broadcasts an empty dimension as if it had size 1):
+            // the context is a weighted sum of nothing.
+            let device = keys.device();
+            return Ok(AttentionOutput {
+                context: Tensor::zeros([b, dk], &device),
+                weights: Tensor::zeros([b, l], &device),
+            });
+        }
         let hidden = (self.query_proj.forward(query)?.unsqueeze_dim::<3>(1)
             + self.key_proj.forward(keys.clone())?)
         .tanh();

@@ -15,6 +15,7 @@ use burn::prelude::*;
 
 use super::softmax::masked_softmax;
 use crate::error::{AttnError, Result, check_shape, check_size};
+use crate::layers::linear::torch_linear;
 use crate::layers::{TorchLinear, TorchLinearConfig};
 use crate::store::{TensorStore, TorchWeights};
 
@@ -258,6 +259,28 @@ impl LuongAttention {
                 &["B", "L"],
             )?;
         }
+        let device = query.device();
+        if b == 0 {
+            // Burn broadcasts an empty batch as if it had one element: nothing to compute.
+            return Ok(LuongOutput {
+                output: Tensor::zeros([0, dq], &device),
+                context: Tensor::zeros([0, dk], &device),
+                weights: Tensor::zeros([0, l], &device),
+            });
+        }
+        if l == 0 {
+            // No encoder states: the context is a weighted sum of nothing.
+            let context = Tensor::zeros([b, dk], &device);
+            let output = self
+                .output_proj
+                .forward(Tensor::cat(vec![context.clone(), query], 1))?
+                .tanh();
+            return Ok(LuongOutput {
+                output,
+                context,
+                weights: Tensor::zeros([b, 0], &device),
+            });
+        }
         let scores = match &self.score {
             LuongScorer::Dot => dot_scores(query.clone(), keys.clone()),
             LuongScorer::General { w } => dot_scores(query.clone(), w.forward(keys.clone())?),
@@ -266,8 +289,8 @@ impl LuongAttention {
                 let wa = w.weight.val();
                 let wq = wa.clone().slice([0..dq, 0..dq]);
                 let wk = wa.slice([0..dq, dq..dq + dk]);
-                let q_part = query.clone().matmul(wq.transpose()).unsqueeze_dim::<3>(1);
-                let k_part = keys.clone().matmul(wk.transpose().unsqueeze_dim::<3>(0));
+                let q_part = torch_linear(query.clone(), wq, None).unsqueeze_dim::<3>(1);
+                let k_part = torch_linear(keys.clone(), wk, None);
                 v.forward((q_part + k_part).tanh())?.squeeze_dim::<2>(2)
             }
         };

@@ -24,6 +24,10 @@ pub fn masked_softmax<const D: usize>(
     mask: Option<Tensor<D, Bool>>,
     dim: usize,
 ) -> Tensor<D> {
+    if scores.dims()[dim] == 0 {
+        // Softmax over nothing (no keys): no weights, and no maximum to take.
+        return scores;
+    }
     let scores = match mask {
         Some(mask) => scores.mask_fill(mask, f32::NEG_INFINITY),
         None => scores,

@@ -103,12 +103,17 @@ pub(crate) fn torch_linear<const D: usize>(
     let mut dims = x.dims();
     let [d_out, d_in] = weight.dims();
     let rows = dims[..D - 1].iter().product::<usize>();
+    dims[D - 1] = d_out;
+    if rows == 0 {
+        // No rows (an empty batch or sequence): Burn's matmul mis-shapes an empty
+        // operand, and there is nothing to compute.
+        return Tensor::zeros(dims, &x.device());
+    }
     let y = x.reshape([rows, d_in]).matmul(weight.transpose());
     let y = match bias {
         Some(b) => y + b.unsqueeze::<2>(),
         None => y,
     };
-    dims[D - 1] = d_out;
     y.reshape(dims)
 }
 

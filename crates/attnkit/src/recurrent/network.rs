@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{gru, lstm, rnn};
 use crate::error::{AttnError, Result, check_shape, check_size};
+use crate::layers::linear::torch_linear;
 use crate::store::{TensorStore, TorchWeights, load_param};
 
 /// Which recurrence.
@@ -217,9 +218,20 @@ impl Recurrent {
             }
             None => vec![1.0; b * l],
         };
+        let dirs = self.directions();
+        if b == 0 {
+            // No sequences: nothing to run (and Burn's broadcasting treats an empty
+            // batch as one of size 1).
+            let n = dirs * self.num_layers;
+            let h = self.hidden_size;
+            return Ok(RecurrentOutput {
+                output: Tensor::zeros([0, l, dirs * h], &device),
+                h_n: Tensor::zeros([n, 0, h], &device),
+                c_n: (self.kind == RecurrentKind::Lstm).then(|| Tensor::zeros([n, 0, h], &device)),
+            });
+        }
         // [B, L, 1]: 1 for real tokens, 0 for padding.
         let valid = Tensor::<3>::from_data(TensorData::new(valid, [b, l, 1]), &device);
-        let dirs = self.directions();
         let mut layer_input = x;
         let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
         for layer in 0..self.num_layers {
@@ -253,9 +265,10 @@ impl Recurrent {
         let [b, l, _] = x.dims();
         let hsz = self.hidden_size;
         let device = x.device();
-        let x_proj =
-            burn::tensor::module::linear(x, w.weight_ih.val().transpose(), Some(w.bias_ih.val()));
-        let (w_hh, b_hh) = (w.weight_hh.val().transpose(), w.bias_hh.val());
+        // As rows of one matrix: Burn's batched matmul broadcasts an empty batch (B = 0)
+        // against the weight's batch of 1 and reads out of bounds.
+        let x_proj = torch_linear(x, w.weight_ih.val(), Some(w.bias_ih.val()));
+        let (w_hh, b_hh) = (w.weight_hh.val(), w.bias_hh.val());
         let mut h = Tensor::<2>::zeros([b, hsz], &device);
         let mut c = Tensor::<2>::zeros([b, hsz], &device);
         let mut outs: Vec<Option<Tensor<2>>> = vec![None; l];
@@ -267,7 +280,7 @@ impl Recurrent {
         for t in order {
             let xt = x_proj.clone().narrow(1, t, 1).squeeze_dim::<2>(1);
             let m = valid.clone().narrow(1, t, 1).squeeze_dim::<2>(1); // [B, 1]
-            let hp = burn::tensor::module::linear(h.clone(), w_hh.clone(), Some(b_hh.clone()));
+            let hp = torch_linear(h.clone(), w_hh.clone(), Some(b_hh.clone()));
             let (h_new, c_new) = match self.kind {
                 RecurrentKind::Rnn => (rnn::step(xt, hp), None),
                 RecurrentKind::Gru => (gru::step(xt, hp, h.clone()), None),
