@@ -18,7 +18,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{FormatError, Result};
+use crate::error::{FormatError, Result, one_line};
 
 /// The first line of every checkpoint, newline included.
 pub const MAGIC: &str = "attnkit-checkpoint 1\n";
@@ -70,7 +70,7 @@ pub fn fnv1a64(parts: &[&[u8]]) -> String {
 fn corrupt(path: &Path, why: impl Into<String>) -> FormatError {
     FormatError::Format {
         path: path.to_path_buf(),
-        why: format!("not a valid attnkit checkpoint: {}", why.into()),
+        why: one_line(format!("not a valid attnkit checkpoint: {}", why.into())),
     }
 }
 
@@ -213,6 +213,16 @@ mod tests {
             err(&good[..good.len() - 1])
                 .contains("expected 8 payload bytes after the header, found 7")
         );
+        // A checksum from the file is escaped, so it cannot break the line.
+        let newline = format!(
+            "{MAGIC}{}\n",
+            serde_json::to_string(&CheckpointHeader {
+                checksum: "ab\ncd".into(),
+                ..header()
+            })
+            .unwrap()
+        );
+        assert!(err(newline.as_bytes()).ends_with("does not match the header's ab\\ncd"));
         let mut flipped = good.clone();
         *flipped.last_mut().unwrap() ^= 1;
         assert!(err(&flipped).contains("does not match the header's"));

@@ -28,3 +28,20 @@ pub enum FormatError {
 
 /// `Result` with [`FormatError`].
 pub type Result<T, E = FormatError> = std::result::Result<T, E>;
+
+/// `why` with control characters escaped: names and values in messages come from the
+/// file, and one holding a newline must not break the one-line message.
+pub(crate) fn one_line(why: String) -> String {
+    if !why.chars().any(char::is_control) {
+        return why;
+    }
+    why.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}

@@ -14,7 +14,7 @@ use std::path::Path;
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use serde_json::Value;
 
-use crate::error::{FormatError, Result};
+use crate::error::{FormatError, Result, one_line};
 use crate::limits::check_extent;
 
 /// One float32 array: its shape and its row-major values (`data.len()` is the product
@@ -48,7 +48,7 @@ pub struct F32Tensors {
 pub fn decode_f32_safetensors(bytes: &[u8], path: &Path) -> Result<F32Tensors> {
     let format_err = |why: String| FormatError::Format {
         path: path.to_path_buf(),
-        why,
+        why: one_line(why),
     };
     let invalid = |e: SafeTensorError| {
         let why = match e {
@@ -277,6 +277,20 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "y.safetensors: tensor `t`: expected dtype F32 (float32), got F64"
+        );
+    }
+
+    #[test]
+    fn a_name_from_the_file_cannot_break_the_line() {
+        // A JSON escape puts a newline into the tensor's name.
+        let header = r#"{"a\nb":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}"#;
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&[0; 8]);
+        let err = decode_f32_safetensors(&bytes, Path::new("y.safetensors")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "y.safetensors: tensor `a\\nb`: expected dtype F32 (float32), got F64"
         );
     }
 

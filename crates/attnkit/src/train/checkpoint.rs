@@ -124,9 +124,10 @@ impl Checkpoint {
         if self.header.task != task {
             return Err(AttnError::Format {
                 path: path.to_path_buf(),
+                // The name comes from the file: escaped, so it cannot break the line.
                 why: format!(
                     "checkpoint of task `{}`, expected `{task}`",
-                    self.header.task
+                    self.header.task.escape_debug()
                 ),
             });
         }
