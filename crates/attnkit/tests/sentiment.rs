@@ -133,3 +133,32 @@ fn training_through_the_multithreaded_loader_learns() {
     assert!(acc >= 0.9, "accuracy {acc}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Lengths that do not fit the batch are refused with what was expected, for every model
+/// (the Aaren reader would index position length − 1).
+#[test]
+fn bad_lengths_are_refused() {
+    use attnkit::tasks::sentiment::SentimentNet;
+    let device = Device::flex();
+    for model in SentimentModel::ALL {
+        let config = SentimentConfig {
+            model,
+            embedding: EmbeddingKind::Onehot,
+            hidden: 4,
+            max_len: 3,
+            batch_size: 2,
+            optimizer: OptimizerConfig::Adam { lr: 1e-3 },
+            seed: 0,
+        };
+        let net = SentimentNet::new(&config, 5, None, &device).unwrap();
+        let ids = || Tensor::<2, Int>::from_data(TensorData::new(vec![1i64; 6], [2, 3]), &device);
+        assert_eq!(net.forward(ids(), &[3, 1]).unwrap().dims(), [2, 2]);
+        for bad in [&[0usize, 1][..], &[4, 1], &[1]] {
+            let err = net.forward(ids(), bad).unwrap_err().to_string();
+            assert!(
+                err.contains("expected 2 lengths in 1..=3"),
+                "{model:?}: {err}"
+            );
+        }
+    }
+}

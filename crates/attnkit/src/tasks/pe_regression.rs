@@ -93,6 +93,10 @@ pub struct PeRegressionModel {
 
 impl PeRegressionModel {
     /// Creates the model on `device`.
+    ///
+    /// # Errors
+    ///
+    /// If the configuration is out of range.
     pub fn new(config: &PeRegressionConfig, device: &Device) -> Result<Self> {
         Ok(Self {
             positional: if config.positional {
@@ -113,6 +117,10 @@ impl PeRegressionModel {
     ///
     /// - `x`: `[B, L, d]`
     /// - returns: `[B]`
+    ///
+    /// # Errors
+    ///
+    /// If the last axis of `x` is not `d_model`, or (with the positional encoding) `x` is longer than `seq_len`.
     pub fn forward(&self, x: Tensor<3>) -> Result<Tensor<1>> {
         let b = x.dims()[0];
         let x = match &self.positional {

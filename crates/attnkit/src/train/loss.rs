@@ -8,6 +8,10 @@ use crate::error::{Result, check_shape};
 ///
 /// - `pred`, `target`: the same shape
 /// - returns: `[1]`
+///
+/// # Errors
+///
+/// [`AttnError::Shape`](crate::AttnError::Shape) if `pred` and `target` differ in shape.
 pub fn mse<const D: usize>(pred: Tensor<D>, target: Tensor<D>) -> Result<Tensor<1>> {
     let dims = target.dims();
     let expected: Vec<Option<usize>> = dims.iter().map(|&d| Some(d)).collect();
@@ -22,6 +26,10 @@ pub fn mse<const D: usize>(pred: Tensor<D>, target: Tensor<D>) -> Result<Tensor<
 ///
 /// - `logits`: `[B, C]`; `labels`: `[B]` with values in `0..C`
 /// - returns: `[1]`
+///
+/// # Errors
+///
+/// [`AttnError::Shape`](crate::AttnError::Shape) if `labels` is not `[B]` for `logits` `[B, C]`.
 pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Result<Tensor<1>> {
     let [b, c] = logits.dims();
     check_shape("labels", &labels.dims(), &[Some(b)], &["B"])?;

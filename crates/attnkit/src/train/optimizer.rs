@@ -37,6 +37,10 @@ impl OptimizerConfig {
     }
 
     /// Creates the optimizer after checking the hyperparameters.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`](crate::AttnError::Config) if the learning rate is not a positive number or the momentum is outside [0, 1).
     pub fn init(&self) -> Result<Optimizer> {
         let lr = self.lr();
         if !(lr.is_finite() && lr > 0.0) {
@@ -99,6 +103,10 @@ impl Optimizer {
     }
 
     /// The optimizer state as bytes (for a checkpoint).
+    ///
+    /// # Errors
+    ///
+    /// If Burn cannot serialise the state.
     pub fn state_bytes(&self) -> Result<Vec<u8>> {
         let bytes = self.inner.into_bytes().map_err(|e| AttnError::Value {
             what: "optimizer state".into(),
@@ -108,6 +116,10 @@ impl Optimizer {
     }
 
     /// Restores the state written by [`state_bytes`](Self::state_bytes).
+    ///
+    /// # Errors
+    ///
+    /// If `bytes` are not an optimizer state written by [`Optimizer::state_bytes`].
     pub fn load_state_bytes(self, bytes: Vec<u8>) -> Result<Self> {
         let inner = self
             .inner

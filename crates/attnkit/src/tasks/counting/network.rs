@@ -36,6 +36,10 @@ pub struct CountingNet {
 
 impl CountingNet {
     /// Creates the network for `config` on `device` (weights from the device's seed).
+    ///
+    /// # Errors
+    ///
+    /// If the configuration is out of range.
     pub fn new(config: &CountConfig, device: &Device) -> Result<Self> {
         config.validate()?;
         let e = config.embed_dim;
@@ -77,6 +81,10 @@ impl CountingNet {
     ///
     /// - `tokens`: `[B, seq_len + 2]` digits
     /// - returns: `[B, 2·seq_len + 1]`
+    ///
+    /// # Errors
+    ///
+    /// If `tokens` has more than `seq_len + 2` positions.
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Result<Tensor<2>> {
         let b = tokens.dims()[0];
         let x = self.positional.forward(self.embedding.forward(tokens))?;

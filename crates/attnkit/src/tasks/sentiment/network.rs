@@ -9,7 +9,7 @@ use burn::prelude::*;
 use super::{SentimentConfig, SentimentModel};
 use crate::aaren::{Aaren, AarenConfig};
 use crate::attention::{AttentionMask, MultiHeadAttention, MultiHeadAttentionConfig};
-use crate::error::{AttnError, Result};
+use crate::error::{AttnError, Result, check_size};
 use crate::layers::{TorchLinear, TorchLinearConfig};
 use crate::recurrent::{Recurrent, RecurrentConfig, RecurrentKind};
 use crate::train::Checkpoint;
@@ -33,6 +33,10 @@ pub struct SentimentNet {
 
 impl SentimentNet {
     /// Builds the network; `glove` rows initialise the embedding when given.
+    ///
+    /// # Errors
+    ///
+    /// If the configuration is out of range or `glove`'s rows do not fill `[vocab_len, dim]`.
     pub fn new(
         config: &SentimentConfig,
         vocab_len: usize,
@@ -105,6 +109,10 @@ impl SentimentNet {
 
     /// The network saved in a checkpoint of task `imdb` (as
     /// [`super::SentimentTraining::save_checkpoint`] writes), with its config.
+    ///
+    /// # Errors
+    ///
+    /// If the checkpoint is not of task `imdb`, its header lacks the config, `vocab_len` or `embedding_dim`, or its parameters do not fit the network.
     pub fn from_checkpoint(
         ckpt: &Checkpoint,
         path: &Path,
@@ -129,7 +137,9 @@ impl SentimentNet {
                 .ok_or_else(|| bad(format!("`{key}` missing from the header")))
         };
         let (vocab_len, dim) = (size("vocab_len")?, size("embedding_dim")?);
-        let zeros = vec![0.0; vocab_len * dim];
+        let elements = check_size("the embedding in the header", &[vocab_len, dim])
+            .map_err(|e| bad(e.to_string()))?;
+        let zeros = vec![0.0; elements];
         let net = Self::new(&config, vocab_len, Some((&zeros, dim)), device)?;
         Ok((config, ckpt.load_model(net, path)?))
     }
@@ -138,8 +148,20 @@ impl SentimentNet {
     ///
     /// - `ids`: `[B, L]` token ids (0 = padding); `lengths`: true lengths
     /// - returns: `[B, 2]`
+    ///
+    /// # Errors
+    ///
+    /// If `ids` and `lengths` disagree on the batch, or a length is 0 or over `L`.
     pub fn forward(&self, ids: Tensor<2, Int>, lengths: &[usize]) -> Result<Tensor<2>> {
         let [b, l] = ids.dims();
+        if lengths.len() != b || lengths.iter().any(|&n| n == 0 || n > l) {
+            return Err(AttnError::Value {
+                what: "lengths".into(),
+                why: format!(
+                    "expected {b} lengths in 1..={l} (one per review of ids [{b}, {l}]), got {lengths:?}"
+                ),
+            });
+        }
         let device = ids.device();
         let x = self.embedding.forward(ids);
         let pad: Vec<bool> = lengths
