@@ -301,7 +301,7 @@ fn bad_requests_fail_clearly_and_write_nothing() {
             "--weights",
             w,
         ],
-        "must be a positive multiple of num_heads",
+        "num_heads must be at least 1 and divide embed_dim: embed_dim = 8, num_heads = 3",
     );
     assert_refused(
         &["--module", "aaren", "--config", cfg],
