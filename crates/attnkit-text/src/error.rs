@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+pub use attnkit_formats::FormatError;
+
 /// A file that cannot be read or does not follow its format. Every variant names the
 /// file; `Data` also names the 1-based line.
 #[derive(Debug, thiserror::Error)]
@@ -9,23 +11,10 @@ pub enum TextError {
     /// A request that cannot be met (a fraction out of range, a missing folder).
     #[error("config: {0}")]
     Config(String),
-    /// A file could not be read.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A file or folder does not have the expected layout.
-    #[error("{}: {why}", path.display())]
-    Format {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        why: String,
-    },
+    /// A file or folder cannot be read, or does not have the expected layout: the
+    /// file error every attnkit crate shares.
+    #[error(transparent)]
+    File(#[from] FormatError),
     /// A data file (GloVe vectors, a review) is malformed at a line (1-based).
     #[error("{}:{line}: {why}", path.display())]
     Data {

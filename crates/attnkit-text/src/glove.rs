@@ -9,7 +9,7 @@ use std::path::Path;
 use attnkit_kernels::rng::SplitMix64;
 
 use super::vocabulary::{PAD, Vocabulary};
-use crate::error::{Result, TextError};
+use crate::error::{FormatError, Result, TextError};
 
 /// Word vectors.
 #[derive(Debug, Clone)]
@@ -39,13 +39,15 @@ impl Glove {
     ///
     /// # Errors
     ///
-    /// [`TextError::Io`] if the file cannot be read; [`TextError::Data`] naming the file
+    /// [`TextError::File`] if the file cannot be read; [`TextError::Data`] naming the file
     /// and line of the first malformed line (a word without numbers, a number that does not
     /// parse, a dimension unlike the first line's).
     pub fn load(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|source| TextError::Io {
-            path: path.to_path_buf(),
-            source,
+        let file = std::fs::File::open(path).map_err(|source| {
+            TextError::File(FormatError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
         })?;
         Self::from_reader(std::io::BufReader::new(file), path)
     }
@@ -68,12 +70,12 @@ impl Glove {
         let mut line_no = 0;
         loop {
             bytes.clear();
-            let n = reader
-                .read_until(b'\n', &mut bytes)
-                .map_err(|source| TextError::Io {
+            let n = reader.read_until(b'\n', &mut bytes).map_err(|source| {
+                TextError::File(FormatError::Io {
                     path: path.to_path_buf(),
                     source,
-                })?;
+                })
+            })?;
             if n == 0 {
                 break;
             }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use attnkit_kernels::rng::SplitMix64;
 
-use crate::error::{Result, TextError};
+use crate::error::{FormatError, Result, TextError};
 
 /// Which part of the data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,9 +57,11 @@ pub fn parse_review(bytes: Vec<u8>, path: PathBuf, label: u8) -> Result<Review> 
 }
 
 fn read_class(dir: &Path, label: u8) -> Result<Vec<Review>> {
-    let entries = std::fs::read_dir(dir).map_err(|source| TextError::Io {
-        path: dir.to_path_buf(),
-        source,
+    let entries = std::fs::read_dir(dir).map_err(|source| {
+        TextError::File(FormatError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -69,9 +71,11 @@ fn read_class(dir: &Path, label: u8) -> Result<Vec<Review>> {
     files
         .into_iter()
         .map(|path| {
-            let bytes = std::fs::read(&path).map_err(|source| TextError::Io {
-                path: path.clone(),
-                source,
+            let bytes = std::fs::read(&path).map_err(|source| {
+                TextError::File(FormatError::Io {
+                    path: path.clone(),
+                    source,
+                })
             })?;
             parse_review(bytes, path, label)
         })
@@ -86,8 +90,8 @@ fn read_class(dir: &Path, label: u8) -> Result<Vec<Review>> {
 /// # Errors
 ///
 /// [`TextError::Config`] if the validation fraction is outside [0, 1);
-/// [`TextError::Format`] if the split's `pos/` or `neg/` folder is missing;
-/// [`TextError::Io`] or [`TextError::Data`] for a review file that cannot be read or is not
+/// [`TextError::File`] if the split's `pos/` or `neg/` folder is missing;
+/// [`TextError::File`] or [`TextError::Data`] for a review file that cannot be read or is not
 /// UTF-8.
 pub fn load_reviews(
     root: &Path,
@@ -109,13 +113,13 @@ pub fn load_reviews(
     for (class, label) in [("neg", 0u8), ("pos", 1u8)] {
         let dir = root.join(part).join(class);
         if !dir.is_dir() {
-            return Err(TextError::Format {
+            return Err(TextError::File(FormatError::Format {
                 path: dir,
                 why: format!(
                     "missing folder: expected the aclImdb layout {part}/{{pos,neg}}/*.txt under {}",
                     root.display()
                 ),
-            });
+            }));
         }
         let mut reviews = read_class(&dir, label)?;
         if split != Split::Test {

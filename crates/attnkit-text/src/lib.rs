@@ -12,7 +12,7 @@ pub mod imdb;
 pub mod tokenizer;
 pub mod vocabulary;
 
-pub use error::{Result, TextError};
+pub use error::{FormatError, Result, TextError};
 pub use glove::{Glove, Oov};
 pub use imdb::{Review, Split, load_reviews, parse_review};
 pub use tokenizer::tokenize;

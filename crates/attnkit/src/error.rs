@@ -1,17 +1,18 @@
 //! The error type of the `attnkit` library.
 
-use std::path::PathBuf;
+pub use attnkit_formats::FormatError;
 
 /// Everything the library refuses, each naming what was expected and what was found.
 ///
-/// Files have two stories, one variant family each:
+/// A file that cannot be read or does not hold what it should is one error type across
+/// the crates, [`FormatError`] (`Io`: the operating system refused; `Format`: the bytes
+/// are wrong), declared once in `attnkit-formats`:
 /// - the library's own files (safetensors weights and inputs, checkpoints, fixture
 ///   cases, anything written with [`crate::store::write_atomically`]) fail as
-///   [`AttnError::Io`] (the operating system refused) or [`AttnError::Format`] (the
-///   bytes are wrong). Their Burn-free parsers live in `attnkit-formats`, whose
-///   [`FormatError`](attnkit_formats::FormatError) converts into exactly these two;
+///   [`AttnError::File`];
 /// - text data files (GloVe vectors, review folders) fail as [`AttnError::Text`],
-///   which carries [`attnkit_text::TextError`] unchanged, line numbers included.
+///   which carries [`attnkit_text::TextError`] unchanged: its file errors are the same
+///   [`FormatError`], and a malformed line also gets its 1-based number.
 ///
 /// Every message is one line and names the file where there is one.
 #[derive(Debug, thiserror::Error)]
@@ -55,25 +56,12 @@ pub enum AttnError {
         /// The names known.
         known: String,
     },
-    /// One of the library's files could not be read or written.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// One of the library's files does not hold what it should: not valid safetensors,
-    /// a dtype other than float32, an absurd shape, a damaged checkpoint or one of
-    /// another task or configuration, a fixture case file lacking a field.
-    #[error("{}: {why}", path.display())]
-    Format {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        why: String,
-    },
+    /// One of the library's files cannot be read or written, or does not hold what it
+    /// should: not valid safetensors, a dtype other than float32, an absurd shape, a
+    /// damaged checkpoint or one of another task or configuration, a fixture case file
+    /// lacking a field.
+    #[error(transparent)]
+    File(#[from] FormatError),
     /// A text data file (GloVe vectors, a review folder) is unreadable or malformed;
     /// the message names the file and, for a malformed line, its 1-based number.
     #[error(transparent)]
@@ -94,15 +82,6 @@ pub enum AttnError {
     /// An error from the dependency-free kernels.
     #[error(transparent)]
     Kernel(#[from] attnkit_kernels::KernelError),
-}
-
-impl From<attnkit_formats::FormatError> for AttnError {
-    fn from(e: attnkit_formats::FormatError) -> Self {
-        match e {
-            attnkit_formats::FormatError::Io { path, source } => AttnError::Io { path, source },
-            attnkit_formats::FormatError::Format { path, why } => AttnError::Format { path, why },
-        }
-    }
 }
 
 /// The element count of a parameter or result of shape `dims` (described by `what`),

@@ -32,7 +32,7 @@ pub mod tasks;
 pub mod train;
 pub mod verify;
 
-pub use error::{AttnError, Result};
+pub use error::{AttnError, FormatError, Result};
 
 /// The README's Rust examples run as doctests, so the README cannot drift from the API.
 #[cfg(doctest)]

@@ -14,7 +14,7 @@ use std::path::Path;
 use burn::module::Param;
 use burn::prelude::*;
 
-use crate::error::{AttnError, Result, check_shape};
+use crate::error::{AttnError, FormatError, Result, check_shape};
 
 /// One float32 tensor: its shape and its row-major values.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,12 +93,14 @@ impl TensorStore {
     ///
     /// # Errors
     ///
-    /// [`AttnError::Io`] if the file cannot be read, [`AttnError::Format`] as
+    /// [`AttnError::File`] if the file cannot be read, [`AttnError::File`] as
     /// [`TensorStore::from_bytes`].
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| AttnError::Io {
-            path: path.to_path_buf(),
-            source,
+        let bytes = std::fs::read(path).map_err(|source| {
+            AttnError::File(FormatError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
         })?;
         Self::from_bytes(&bytes, path)
     }
@@ -107,7 +109,7 @@ impl TensorStore {
     ///
     /// # Errors
     ///
-    /// [`AttnError::Format`] naming `path` when the bytes are not valid safetensors, a
+    /// [`AttnError::File`] naming `path` when the bytes are not valid safetensors, a
     /// tensor is not float32, or a declared shape is absurd (more than 2^31 elements,
     /// counting the non-zero dimensions of an empty tensor, or more than its data
     /// offsets hold).
@@ -134,7 +136,7 @@ impl TensorStore {
     ///
     /// # Errors
     ///
-    /// [`AttnError::Format`] naming the store's source if a tensor's values do not
+    /// [`AttnError::File`] naming the store's source if a tensor's values do not
     /// fill its shape (which [`TensorStore::insert`] already refuses).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let arrays = self
@@ -297,7 +299,7 @@ impl TensorStore {
 ///
 /// # Errors
 ///
-/// [`AttnError::Io`] naming the file the operating system refused.
+/// [`AttnError::File`] naming the file the operating system refused.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(attnkit_formats::write_atomically(path, bytes)?)
 }

@@ -130,10 +130,10 @@ fn count_weights(net: &CountingNet) -> TensorStore {
 
 fn export_count(ckpt: &Checkpoint, path: &Path) -> Result<Exported> {
     let config: CountConfig = serde_json::from_value(ckpt.header.config.clone()).map_err(|e| {
-        attnkit::AttnError::Format {
+        attnkit::AttnError::File(attnkit::FormatError::Format {
             path: path.to_path_buf(),
             why: format!("count config in the header: {e}"),
-        }
+        })
     })?;
     let device = Device::flex();
     let net = ckpt.load_model(CountingNet::new(&config, &device)?, path)?;

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 pub use attnkit_formats::CheckpointHeader;
 
-use crate::error::{AttnError, Result};
+use crate::error::{AttnError, FormatError, Result};
 use crate::store::write_atomically;
 
 /// Everything needed to continue a training run exactly.
@@ -36,10 +36,10 @@ pub struct Checkpoint {
 }
 
 fn corrupt(path: &Path, why: impl Into<String>) -> AttnError {
-    AttnError::Format {
+    AttnError::File(FormatError::Format {
         path: path.to_path_buf(),
         why: format!("not a valid attnkit checkpoint: {}", why.into()),
-    }
+    })
 }
 
 impl Checkpoint {
@@ -70,7 +70,7 @@ impl Checkpoint {
     ///
     /// # Errors
     ///
-    /// [`AttnError::Io`] if the file cannot be written (nothing is left under `path`).
+    /// [`AttnError::File`] if the file cannot be written (nothing is left under `path`).
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes =
             attnkit_formats::encode_checkpoint(&self.header, &self.model, &self.optimizer, path)?;
@@ -81,13 +81,15 @@ impl Checkpoint {
     ///
     /// # Errors
     ///
-    /// [`AttnError::Io`] if the file cannot be read; [`AttnError::Format`] naming the
+    /// [`AttnError::File`] if the file cannot be read; [`AttnError::File`] naming the
     /// file and the first part that is wrong (magic line, header, payload lengths,
     /// checksum).
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| AttnError::Io {
-            path: path.to_path_buf(),
-            source,
+        let bytes = std::fs::read(path).map_err(|source| {
+            AttnError::File(FormatError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
         })?;
         let parts = attnkit_formats::decode_checkpoint(&bytes, path)?;
         Ok(Self {
@@ -101,44 +103,44 @@ impl Checkpoint {
     ///
     /// # Errors
     ///
-    /// [`AttnError::Format`] naming `path` if the parameters do not decode or do not
+    /// [`AttnError::File`] naming `path` if the parameters do not decode or do not
     /// fit `model`.
     pub fn load_model<M: Module>(&self, model: M, path: &Path) -> Result<M> {
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.model.clone()))
             .map_err(|e| corrupt(path, format!("model parameters: {e:?}")))?;
-        model
-            .try_load_record(record)
-            .map_err(|e| AttnError::Format {
+        model.try_load_record(record).map_err(|e| {
+            AttnError::File(FormatError::Format {
                 path: path.to_path_buf(),
                 why: format!("the checkpoint's model does not fit this model: {e:?}"),
             })
+        })
     }
 
     /// Refuses a checkpoint of another task or configuration.
     ///
     /// # Errors
     ///
-    /// [`AttnError::Format`] naming `path`, the checkpoint's task or configuration and
+    /// [`AttnError::File`] naming `path`, the checkpoint's task or configuration and
     /// the one expected.
     pub fn check_matches(&self, task: &str, config: &Value, path: &Path) -> Result<()> {
         if self.header.task != task {
-            return Err(AttnError::Format {
+            return Err(AttnError::File(FormatError::Format {
                 path: path.to_path_buf(),
                 // The name comes from the file: escaped, so it cannot break the line.
                 why: format!(
                     "checkpoint of task `{}`, expected `{task}`",
                     self.header.task.escape_debug()
                 ),
-            });
+            }));
         }
         if &self.header.config != config {
-            return Err(AttnError::Format {
+            return Err(AttnError::File(FormatError::Format {
                 path: path.to_path_buf(),
                 why: format!(
                     "checkpoint configuration {} differs from this run's {config}",
                     self.header.config
                 ),
-            });
+            }));
         }
         Ok(())
     }

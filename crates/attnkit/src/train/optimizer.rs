@@ -40,7 +40,7 @@ impl OptimizerConfig {
     ///
     /// # Errors
     ///
-    /// [`AttnError::Config`](crate::AttnError::Config) if the learning rate is not a positive number or the momentum is outside [0, 1).
+    /// [`AttnError::Config`] if the learning rate is not a positive number or the momentum is outside [0, 1).
     pub fn init(&self) -> Result<Optimizer> {
         let lr = self.lr();
         if !(lr.is_finite() && lr > 0.0) {

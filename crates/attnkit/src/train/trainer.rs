@@ -26,7 +26,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::error::{AttnError, Result};
+use crate::error::{AttnError, FormatError, Result};
 use crate::store::write_atomically;
 use crate::train::history::{LogRow, Window, history_csv};
 use crate::train::task::header_for;
@@ -145,16 +145,18 @@ impl<T: TrainingTask> Trainer<T> {
         ckpt.check_matches(task.name(), &task.config_json(), path)?;
         let state: LoopState =
             serde_json::from_value(ckpt.header.extra.get("loop").cloned().ok_or_else(|| {
-                AttnError::Format {
+                AttnError::File(FormatError::Format {
                     path: path.to_path_buf(),
                     why: "not a valid attnkit checkpoint: the header has no training-loop \
                           state (extra.loop)"
                         .into(),
-                }
+                })
             })?)
-            .map_err(|e| AttnError::Format {
-                path: path.to_path_buf(),
-                why: format!("not a valid attnkit checkpoint: training-loop state: {e}"),
+            .map_err(|e| {
+                AttnError::File(FormatError::Format {
+                    path: path.to_path_buf(),
+                    why: format!("not a valid attnkit checkpoint: training-loop state: {e}"),
+                })
             })?;
         task.restore(&ckpt, path)?;
         let step = ckpt.header.step;

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::check::{CaseReport, Tolerance};
-use crate::error::{AttnError, Result};
+use crate::error::{AttnError, FormatError, Result};
 use crate::store::TensorStore;
 
 /// The case description.
@@ -57,16 +57,18 @@ pub struct Fixture {
 }
 
 fn malformed(path: &Path, why: impl Into<String>) -> AttnError {
-    AttnError::Format {
+    AttnError::File(FormatError::Format {
         path: path.to_path_buf(),
         why: why.into(),
-    }
+    })
 }
 
 fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|source| AttnError::Io {
-        path: path.to_path_buf(),
-        source,
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        AttnError::File(FormatError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     })?;
     crate::contract::parse_config(&text, &path.display().to_string())
 }
@@ -77,8 +79,8 @@ impl Fixture {
     ///
     /// # Errors
     ///
-    /// Naming the file: [`AttnError::Io`] if a required file cannot be read,
-    /// [`AttnError::Json`] if a JSON file does not parse, [`AttnError::Format`] if
+    /// Naming the file: [`AttnError::File`] if a required file cannot be read,
+    /// [`AttnError::Json`] if a JSON file does not parse, [`AttnError::File`] if
     /// `case.json` lacks a field, `config.json` differs from it, or a safetensors file is
     /// invalid or holds no expected tensor.
     pub fn load(dir: &Path) -> Result<Self> {
@@ -159,12 +161,14 @@ impl Fixture {
     ///
     /// # Errors
     ///
-    /// [`AttnError::Io`] if `root` cannot be listed, and any error of [`Fixture::load`]
+    /// [`AttnError::File`] if `root` cannot be listed, and any error of [`Fixture::load`]
     /// for a sub-folder that is not a complete case.
     pub fn load_all(root: &Path) -> Result<Vec<Self>> {
-        let io = |source| AttnError::Io {
-            path: root.to_path_buf(),
-            source,
+        let io = |source| {
+            AttnError::File(FormatError::Io {
+                path: root.to_path_buf(),
+                source,
+            })
         };
         let mut dirs = Vec::new();
         for entry in std::fs::read_dir(root).map_err(io)? {

@@ -9,7 +9,7 @@ use burn::prelude::*;
 use super::{SentimentConfig, SentimentModel};
 use crate::aaren::{Aaren, AarenConfig};
 use crate::attention::{AttentionMask, MultiHeadAttention, MultiHeadAttentionConfig};
-use crate::error::{AttnError, Result, check_size};
+use crate::error::{AttnError, FormatError, Result, check_size};
 use crate::layers::{TorchLinear, TorchLinearConfig};
 use crate::recurrent::{Recurrent, RecurrentConfig, RecurrentKind};
 use crate::train::Checkpoint;
@@ -118,9 +118,11 @@ impl SentimentNet {
         path: &Path,
         device: &Device,
     ) -> Result<(SentimentConfig, Self)> {
-        let bad = |why: String| AttnError::Format {
-            path: path.to_path_buf(),
-            why,
+        let bad = |why: String| {
+            AttnError::File(FormatError::Format {
+                path: path.to_path_buf(),
+                why,
+            })
         };
         if ckpt.header.task != "imdb" {
             return Err(bad(format!(
