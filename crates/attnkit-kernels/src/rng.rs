@@ -35,6 +35,14 @@ impl SplitMix64 {
         }
     }
 
+    /// Shuffles `items` in place (Fisher–Yates, last position first): every order is
+    /// equally likely, and the same stream gives the same order.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i as u64 + 1) as usize);
+        }
+    }
+
     /// Uniform integer in `0..n` (`n` ≥ 1), by rejection so every value is equally likely.
     pub fn below(&mut self, n: u64) -> u64 {
         let n = n.max(1);

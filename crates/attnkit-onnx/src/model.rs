@@ -12,8 +12,8 @@ use crate::proto::ModelProto;
 ///
 /// # Errors
 ///
-/// [`OnnxError::Attn`] wrapping the I/O error, naming the file (nothing is left under
-/// `path`).
+/// [`OnnxError::Attn`] wrapping the I/O error, naming the file (a file already at
+/// `path` stays as it was).
 pub fn save_model(model: &ModelProto, path: &Path) -> Result<()> {
     Ok(attnkit::store::write_atomically(
         path,

@@ -127,9 +127,7 @@ pub fn load_reviews(
             let n_val = (reviews.len() as f64 * validation_fraction).round() as usize;
             let mut order: Vec<usize> = (0..reviews.len()).collect();
             let mut rng = SplitMix64::new(seed ^ u64::from(label));
-            for i in (1..order.len()).rev() {
-                order.swap(i, rng.below(i as u64 + 1) as usize);
-            }
+            rng.shuffle(&mut order);
             let mut is_val = vec![false; reviews.len()];
             for &i in &order[..n_val] {
                 is_val[i] = true;

@@ -151,7 +151,7 @@ impl TensorStore {
     }
 
     /// Writes the store to `path` atomically: a temporary file in the same folder,
-    /// flushed, then renamed over `path`. On error nothing is left under `path`.
+    /// flushed, then renamed over `path`. On error a file already at `path` stays as it was, and no partial file is left.
     ///
     /// # Errors
     ///

@@ -36,7 +36,7 @@ fn corpus(tag: &str) -> PathBuf {
 
 /// `n` epochs, logged at each epoch's end, no checkpoints.
 fn epochs(n: u64) -> TrainPlan {
-    TrainPlan::by_epochs(n, 80usize.div_ceil(16) as u64, None)
+    TrainPlan::by_epochs(n, 80usize.div_ceil(16) as u64, None).unwrap()
 }
 
 #[test]
@@ -77,7 +77,8 @@ fn every_model_learns_a_separable_corpus() {
             &Device::flex(),
         )
         .unwrap()
-        .with_validation(encode(&test, &vocab, 16));
+        .with_validation(encode(&test, &vocab, 16))
+        .unwrap();
         let mut trainer = Trainer::new(run, epochs(15)).unwrap();
         trainer.run(&mut ()).unwrap();
         let acc = trainer.task().evaluate(&encode(&test, &vocab, 16)).unwrap();
@@ -150,6 +151,11 @@ fn bad_lengths_are_refused() {
             optimizer: OptimizerConfig::Adam { lr: 1e-3 },
             seed: 0,
         };
+        // GloVe rows that do not fill [vocab, dim] are refused, not a panic.
+        let err = SentimentNet::new(&config, 5, Some((&[0.0; 7], 2)), &device)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected 5 × 2 values, got 7"), "{err}");
         let net = SentimentNet::new(&config, 5, None, &device).unwrap();
         let ids = || Tensor::<2, Int>::from_data(TensorData::new(vec![1i64; 6], [2, 3]), &device);
         assert_eq!(net.forward(ids(), &[3, 1]).unwrap().dims(), [2, 2]);
@@ -161,4 +167,38 @@ fn bad_lengths_are_refused() {
             );
         }
     }
+}
+
+/// Reviews encoded at another length than the run's are refused where they enter.
+#[test]
+fn reviews_of_another_length_are_refused() {
+    let root = corpus("lengths");
+    let train = load_reviews(&root, Split::Train, 0.0, 0).unwrap();
+    let tokens: Vec<Vec<String>> = train.iter().map(|r| tokenize(&r.text)).collect();
+    let vocab = Vocabulary::build(tokens.iter().map(|t| t.as_slice()), 1, 100);
+    let config = SentimentConfig {
+        model: SentimentModel::Gru,
+        embedding: EmbeddingKind::Onehot,
+        hidden: 4,
+        max_len: 16,
+        batch_size: 16,
+        optimizer: OptimizerConfig::Adam { lr: 1e-3 },
+        seed: 0,
+    };
+    let short = encode(&train, &vocab, 8);
+    let err = SentimentTraining::new(config.clone(), &vocab, None, short.clone(), &Device::flex())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expected 80 reviews of 16 ids"), "{err}");
+    let run = SentimentTraining::new(
+        config,
+        &vocab,
+        None,
+        encode(&train, &vocab, 16),
+        &Device::flex(),
+    )
+    .unwrap();
+    assert!(run.evaluate(&short).is_err());
+    assert!(run.with_validation(short).is_err());
+    let _ = std::fs::remove_dir_all(&root);
 }

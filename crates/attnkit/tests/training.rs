@@ -281,6 +281,55 @@ fn plans_that_do_not_fit_the_task_are_refused() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("epoch ends only"), "{err}");
+    let pe = || {
+        PeRegressionTraining::new(
+            PeRegressionConfig {
+                samples: 100,
+                ..PeRegressionConfig::default()
+            },
+            &Device::flex(),
+        )
+        .unwrap()
+    };
+    // Its last save would fall inside an epoch (7 steps of 3 per epoch).
+    let saving = Some(PathBuf::from("pe.ckpt"));
+    let err = Trainer::new(
+        pe(),
+        TrainPlan {
+            steps: 7,
+            ..TrainPlan::by_epochs(2, 3, saving.clone()).unwrap()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("a run of 7 steps"), "{err}");
+    // An early stop checked inside an epoch would save there too.
+    let err = Trainer::new(
+        pe(),
+        TrainPlan {
+            log: Every::Steps(2),
+            stop_at: Some(("val_loss".into(), 0.0)),
+            ..TrainPlan::by_epochs(2, 3, saving.clone()).unwrap()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("log interval of 2 steps"), "{err}");
+    // Without checkpoints any length is fine.
+    assert!(
+        Trainer::new(
+            pe(),
+            TrainPlan {
+                steps: 7,
+                ..TrainPlan::by_epochs(2, 3, None).unwrap()
+            }
+        )
+        .is_ok()
+    );
+    let err = TrainPlan::by_epochs(u64::MAX, 3, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("64 bits"), "{err}");
 }
 
 /// An epoch task resumed at an epoch end continues bit-identically, and its rows count
@@ -294,7 +343,7 @@ fn epoch_tasks_resume_exactly() {
         samples: 100,
         ..PeRegressionConfig::default()
     };
-    let epochs = |n: u64, path: Option<PathBuf>| TrainPlan::by_epochs(n, 3, path);
+    let epochs = |n: u64, path: Option<PathBuf>| TrainPlan::by_epochs(n, 3, path).unwrap();
     let task = PeRegressionTraining::new(config.clone(), &Device::flex()).unwrap();
     let mut straight = Trainer::new(task, epochs(4, None)).unwrap();
     straight.run(&mut ()).unwrap();
@@ -333,7 +382,8 @@ fn pe_regression_learns_and_needs_positions() {
         assert_eq!(run.split_sizes(), (1638, 410));
         let initial = run.validation_loss().unwrap();
         let per_epoch = run.steps_per_epoch().unwrap();
-        let mut trainer = Trainer::new(run, TrainPlan::by_epochs(30, per_epoch, None)).unwrap();
+        let mut trainer =
+            Trainer::new(run, TrainPlan::by_epochs(30, per_epoch, None).unwrap()).unwrap();
         trainer.run(&mut ()).unwrap();
         (initial, trainer.last("val_loss").unwrap())
     };

@@ -55,8 +55,8 @@ pub(super) fn decode(args: DecodeArgs) -> Result<()> {
     use attnkit_kernels::rng::SplitMix64;
     use std::time::Instant;
 
-    if args.len.is_empty() || args.len.windows(2).any(|w| w[0] >= w[1]) {
-        bail!("--len: give increasing lengths, e.g. 1000,10000,100000");
+    if args.len.is_empty() || args.len[0] == 0 || args.len.windows(2).any(|w| w[0] >= w[1]) {
+        bail!("--len: give increasing lengths of at least 1, e.g. 1000,10000,100000");
     }
     if args.steps == 0 {
         bail!("--steps must be at least 1");

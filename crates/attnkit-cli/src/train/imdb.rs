@@ -87,10 +87,7 @@ pub fn run(args: ImdbArgs) -> Result<()> {
     let mut train = load_reviews(&root, Split::Train, 0.1, seed)?;
     if args.limit > 0 && args.limit < train.len() {
         // Keep both classes: a seeded sample.
-        let mut rng = attnkit_kernels::rng::SplitMix64::new(seed);
-        for i in (1..train.len()).rev() {
-            train.swap(i, rng.below(i as u64 + 1) as usize);
-        }
+        attnkit_kernels::rng::SplitMix64::new(seed).shuffle(&mut train);
         train.truncate(args.limit);
     }
     let val = load_reviews(&root, Split::Validation, 0.1, seed)?;
@@ -126,10 +123,12 @@ pub fn run(args: ImdbArgs) -> Result<()> {
     );
     let tokens_per_epoch: usize = train_enc.lengths.iter().sum();
     let steps_per_epoch = train.len().div_ceil(args.batch) as u64;
-    let bar = super::progress_bar(
-        steps_per_epoch * args.epochs * runs.len() as u64,
-        args.common.quiet,
-    );
+    // Steps of one run, and of all runs on the one bar.
+    let steps_per_run = TrainPlan::by_epochs(args.epochs, steps_per_epoch, None)?.steps;
+    let all_steps = steps_per_run
+        .checked_mul(runs.len() as u64)
+        .ok_or_else(|| anyhow::anyhow!("--epochs {} is too many", args.epochs))?;
+    let bar = super::progress_bar(all_steps, args.common.quiet);
     let mut rows = Vec::new();
     for (k, &(model, embedding)) in runs.iter().enumerate() {
         let config = SentimentConfig {
@@ -149,7 +148,7 @@ pub fn run(args: ImdbArgs) -> Result<()> {
             train_enc.clone(),
             &Device::flex(),
         )?
-        .with_validation(val_enc.clone());
+        .with_validation(val_enc.clone())?;
         if args.workers > 0 {
             let loader = ReviewLoaderConfig::new(args.batch, args.max_len)
                 .with_shuffle(Some(seed))
@@ -161,7 +160,7 @@ pub fn run(args: ImdbArgs) -> Result<()> {
         let ckpt_path = out.join(format!("imdb-{}-{}.ckpt", name(&model), name(&embedding)));
         // With --compare, a run that has no checkpoint yet starts fresh.
         let resume = args.common.resume && (!args.compare || ckpt_path.exists());
-        let plan = TrainPlan::by_epochs(args.epochs, per_epoch, Some(ckpt_path.clone()));
+        let plan = TrainPlan::by_epochs(args.epochs, per_epoch, Some(ckpt_path.clone()))?;
         let mut trainer = Trainer::start(task, plan, resume)?;
         if resume {
             bar.suspend(|| {
@@ -175,7 +174,7 @@ pub fn run(args: ImdbArgs) -> Result<()> {
         let label = format!("{} + {}", name(&model), name(&embedding));
         trainer.run(&mut BarProgress {
             bar: &bar,
-            offset: k as u64 * steps_per_epoch * args.epochs,
+            offset: k as u64 * steps_per_run,
             on_step: Box::new(|step, m| {
                 let loss = m.first().map_or(f64::NAN, |(_, v)| *v);
                 Some(format!(

@@ -75,7 +75,7 @@ pub fn train(
     let task = PeRegressionTraining::new(config.clone(), &Device::flex())?;
     let per_epoch = task.steps_per_epoch().unwrap_or(1);
     let (n_train, n_val) = task.split_sizes();
-    let plan = TrainPlan::by_epochs(epochs, per_epoch, Some(checkpoint.clone()));
+    let plan = TrainPlan::by_epochs(epochs, per_epoch, Some(checkpoint.clone()))?;
     let mut trainer = Trainer::start(task, plan, resume)?;
     if resume {
         eprintln!(
@@ -84,7 +84,7 @@ pub fn train(
             trainer.step() / per_epoch
         );
     }
-    let bar = super::progress_bar(epochs * per_epoch, quiet);
+    let bar = super::progress_bar(trainer.plan().steps, quiet);
     trainer.run(&mut BarProgress {
         bar: &bar,
         offset: 0,

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::attention::{AttentionMask, MultiHeadAttention, MultiHeadAttentionConfig};
-use crate::error::{AttnError, Result};
+use crate::error::{AttnError, Result, check_size};
 use crate::layers::{TorchLinear, TorchLinearConfig};
 use crate::positional::{LearnablePositionalEncoding, LearnablePositionalEncodingConfig};
 use crate::train::{
@@ -173,6 +173,10 @@ impl PeRegressionTraining {
                 config.samples, config.batch_size, config.seq_len
             )));
         }
+        check_size(
+            "the dummy data [samples, seq_len, d_model]",
+            &[config.samples, config.seq_len, config.d_model],
+        )?;
         let device = device.clone().autodiff();
         device.seed(config.seed);
         let model = PeRegressionModel::new(&config, &device)?;
@@ -182,7 +186,7 @@ impl PeRegressionTraining {
         let (x, y) = dummy_data(&config, &mut rng);
         let row = config.seq_len * config.d_model;
         let mut order: Vec<usize> = (0..config.samples).collect();
-        shuffle(&mut order, &mut rng);
+        rng.shuffle(&mut order);
         let n_train = config.samples * 4 / 5;
         let gather = |idx: &[usize]| {
             let mut xs = Vec::with_capacity(idx.len() * row);
@@ -264,7 +268,7 @@ impl TrainingTask for PeRegressionTraining {
         let n = self.train.1.len();
         if self.cursor == 0 {
             self.order = (0..n).collect();
-            shuffle(&mut self.order, &mut self.rng);
+            self.rng.shuffle(&mut self.order);
         }
         let end = (self.cursor + self.config.batch_size).min(n);
         let mut xs = Vec::with_capacity((end - self.cursor) * row);
@@ -304,13 +308,5 @@ impl TrainingTask for PeRegressionTraining {
         self.steps = ckpt.header.step;
         self.cursor = 0;
         Ok(())
-    }
-}
-
-/// Fisher–Yates with the run's generator.
-fn shuffle(v: &mut [usize], rng: &mut SplitMix64) {
-    for i in (1..v.len()).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        v.swap(i, j);
     }
 }

@@ -70,7 +70,7 @@ impl Checkpoint {
     ///
     /// # Errors
     ///
-    /// [`AttnError::File`] if the file cannot be written (nothing is left under `path`).
+    /// [`AttnError::File`] if the file cannot be written (a file already at `path` stays as it was).
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes =
             attnkit_formats::encode_checkpoint(&self.header, &self.model, &self.optimizer, path)?;

@@ -60,14 +60,26 @@ pub struct TrainPlan {
 impl TrainPlan {
     /// `epochs` passes of `steps_per_epoch` steps, logged and saved (at
     /// `checkpoint_path`, if any) at each epoch's end, no early stop.
-    pub fn by_epochs(epochs: u64, steps_per_epoch: u64, checkpoint_path: Option<PathBuf>) -> Self {
-        Self {
-            steps: epochs * steps_per_epoch,
+    ///
+    /// # Errors
+    /// [`AttnError::Config`] if the step count does not fit in 64 bits.
+    pub fn by_epochs(
+        epochs: u64,
+        steps_per_epoch: u64,
+        checkpoint_path: Option<PathBuf>,
+    ) -> Result<Self> {
+        let steps = epochs.checked_mul(steps_per_epoch).ok_or_else(|| {
+            AttnError::Config(format!(
+                "{epochs} epochs of {steps_per_epoch} steps are more steps than fit in 64 bits"
+            ))
+        })?;
+        Ok(Self {
+            steps,
             log: Every::Epoch,
             checkpoint: Every::Epoch,
             checkpoint_path,
             stop_at: None,
-        }
+        })
     }
 }
 
@@ -390,13 +402,36 @@ fn check_plan<T: TrainingTask>(task: &T, plan: &TrainPlan) -> Result<()> {
             _ => {}
         }
     }
-    if let (Every::Steps(n), Some(per_epoch)) = (plan.checkpoint, epochs) {
-        if per_epoch > 0 && n % per_epoch != 0 {
-            return Err(AttnError::Config(format!(
-                "task `{}` saves at epoch ends only ({per_epoch} steps each), got a \
-                 checkpoint interval of {n} steps",
-                task.name()
-            )));
+    // A task with epochs resumes at an epoch's start (its order within an epoch is not
+    // saved), so every save, the last one included, must fall on an epoch end.
+    if let Some(per_epoch) = epochs.filter(|&n| n > 0) {
+        if let Every::Steps(n) = plan.checkpoint {
+            if n % per_epoch != 0 {
+                return Err(AttnError::Config(format!(
+                    "task `{}` saves at epoch ends only ({per_epoch} steps each), got a \
+                     checkpoint interval of {n} steps",
+                    task.name()
+                )));
+            }
+        }
+        if plan.checkpoint_path.is_some() {
+            if plan.steps % per_epoch != 0 {
+                return Err(AttnError::Config(format!(
+                    "task `{}` saves at epoch ends only ({per_epoch} steps each), got a run \
+                     of {} steps",
+                    task.name(),
+                    plan.steps
+                )));
+            }
+            if let (Some(_), Every::Steps(n)) = (&plan.stop_at, plan.log) {
+                if n % per_epoch != 0 {
+                    return Err(AttnError::Config(format!(
+                        "task `{}` saves at epoch ends only ({per_epoch} steps each): an early \
+                         stop must be checked at epoch ends, got a log interval of {n} steps",
+                        task.name()
+                    )));
+                }
+            }
         }
     }
     if let Some((metric, threshold)) = &plan.stop_at {

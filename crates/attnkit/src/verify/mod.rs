@@ -158,12 +158,14 @@ pub struct AarenCompareSpec {
 /// f64 recurrence (whose own rounding, ~L·1e-16, is far below f32's).
 pub const DIRECT_REFERENCE_MAX_LEN: usize = 4096;
 
-/// The three forms of Aaren on the same dummy input, and how far apart they are.
+/// The forms of Aaren (parallel scan, iterative cell, compensated cell, f64 reference)
+/// on the same dummy input, and how far apart they are.
 #[derive(Debug, Clone, Copy)]
 pub struct AarenForms {
     /// The input compared.
     pub spec: AarenCompareSpec,
-    /// Burn's parallel scan (f32) against the kernels' iterative cell (f32). In all three,
+    /// Burn's parallel scan (f32) against the kernels' iterative cell (f32). In every
+    /// comparison,
     /// `max_rel` is relative to Σ_i p_i·|v_i| of each output (see `compare_aaren_forms`).
     pub parallel_vs_iterative: Agreement,
     /// Parallel scan (f32) against the f64 reference.
@@ -203,6 +205,7 @@ pub fn compare_aaren_forms(device: &Device, spec: AarenCompareSpec) -> Result<Aa
             "batch, heads, len and dims must be at least 1, got {b}, {h}, {l}, {d}"
         )));
     }
+    crate::error::check_size("the values [batch, heads, len, dims]", &[b, h, l, d])?;
     let mut rng = SplitMix64::new(spec.seed);
     let scores = randn(&mut rng, b * h * l, spec.score_scale);
     let values = randn(&mut rng, b * h * l * d, 1.0);
@@ -378,7 +381,7 @@ pub fn exercise_self_attention_vs_reference(device: &Device, seed: u64) -> Resul
             .map(|i| w[(i % dims) * dims + i / dims] as f32)
             .collect()
     };
-    let mut store = TensorStore::new("seed weights");
+    let mut store = TensorStore::new("exercise weights");
     let mut in_proj = transpose(&reference.w_q);
     in_proj.extend(transpose(&reference.w_k));
     in_proj.extend(transpose(&reference.w_v));

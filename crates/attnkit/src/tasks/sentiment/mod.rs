@@ -90,6 +90,32 @@ pub struct Encoded {
     pub labels: Vec<i64>,
 }
 
+impl Encoded {
+    /// Checks that the three vectors describe the same reviews at `max_len` tokens each,
+    /// with every length in `1..=max_len`.
+    ///
+    /// # Errors
+    /// [`AttnError::Value`](crate::AttnError::Value) naming `what` and the sizes found.
+    pub fn check(&self, what: &str, max_len: usize) -> crate::Result<()> {
+        let n = self.labels.len();
+        let ok = self.lengths.len() == n
+            && Some(self.ids.len()) == n.checked_mul(max_len)
+            && self.lengths.iter().all(|&l| (1..=max_len).contains(&l));
+        if ok {
+            return Ok(());
+        }
+        Err(crate::AttnError::Value {
+            what: what.to_string(),
+            why: format!(
+                "expected {n} reviews of {max_len} ids with lengths in 1..={max_len}, got {} ids \
+                 and {} lengths",
+                self.ids.len(),
+                self.lengths.len()
+            ),
+        })
+    }
+}
+
 /// Tokenises and encodes `reviews` with `vocab`, truncating to `max_len`.
 pub fn encode(reviews: &[Review], vocab: &Vocabulary, max_len: usize) -> Encoded {
     let mut out = Encoded {

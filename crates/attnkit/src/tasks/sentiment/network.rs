@@ -54,6 +54,12 @@ impl SentimentNet {
             })
             .init(device);
         if let Some((rows, d)) = glove {
+            if Some(rows.len()) != vocab_len.checked_mul(d) {
+                return Err(AttnError::Config(format!(
+                    "embedding rows: expected {vocab_len} × {d} values, got {}",
+                    rows.len()
+                )));
+            }
             let t = Tensor::<2>::from_data(TensorData::new(rows.to_vec(), [vocab_len, d]), device);
             embedding.weight = Param::from_tensor(t);
         }
@@ -141,6 +147,16 @@ impl SentimentNet {
         let (vocab_len, dim) = (size("vocab_len")?, size("embedding_dim")?);
         let elements = check_size("the embedding in the header", &[vocab_len, dim])
             .map_err(|e| bad(e.to_string()))?;
+        // The header is not under the checksum: an embedding larger than the parameters
+        // the file holds is refused before its zeros are allocated.
+        if elements.saturating_mul(4) > ckpt.model.len() {
+            return Err(bad(format!(
+                "the header's embedding [{vocab_len}, {dim}] needs {} bytes of parameters, \
+                 the file holds {}",
+                elements.saturating_mul(4),
+                ckpt.model.len()
+            )));
+        }
         let zeros = vec![0.0; elements];
         let net = Self::new(&config, vocab_len, Some((&zeros, dim)), device)?;
         Ok((config, ckpt.load_model(net, path)?))

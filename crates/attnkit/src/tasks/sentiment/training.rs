@@ -73,6 +73,7 @@ impl SentimentTraining {
                 config.batch_size, config.max_len
             )));
         }
+        train.check("training reviews", config.max_len)?;
         let device = device.clone().autodiff();
         device.seed(config.seed);
         let rows = glove
@@ -111,14 +112,19 @@ impl SentimentTraining {
     }
 
     /// Validates on `data` at every logging point (`val_accuracy`).
-    pub fn with_validation(mut self, data: Encoded) -> Self {
+    ///
+    /// # Errors
+    /// If `data` is not encoded at the run's `max_len` (see [`Encoded::check`]).
+    pub fn with_validation(mut self, data: Encoded) -> Result<Self> {
+        data.check("validation reviews", self.config.max_len)?;
         self.validation = Some(data);
-        self
+        Ok(self)
     }
 
     /// Takes the training batches from `loader` (see [`crate::data::ReviewLoaderConfig`])
     /// instead of the encoded data: its workers tokenize and batch while the model
-    /// trains. Batches must be on [`SentimentTraining::device`]. With workers the batch
+    /// trains. Batches must be on [`SentimentTraining::device`] and of the config's
+    /// `batch_size` (an epoch is `ceil(items / batch_size)` steps). With workers the batch
     /// order varies from run to run; the encoded data is the reproducible path.
     pub fn with_loader(mut self, loader: Arc<dyn DataLoader<ReviewBatch>>) -> Self {
         self.loader = Some(loader);
@@ -191,9 +197,7 @@ impl SentimentTraining {
         let n = self.train.labels.len();
         if self.cursor == 0 {
             self.order = (0..n).collect();
-            for i in (1..n).rev() {
-                self.order.swap(i, self.rng.below(i as u64 + 1) as usize);
-            }
+            self.rng.shuffle(&mut self.order);
         }
         let end = (self.cursor + self.config.batch_size).min(n);
         let batch = self.batch(&self.train, &self.order[self.cursor..end], &self.device);
@@ -238,8 +242,10 @@ impl SentimentTraining {
     /// Accuracy on encoded reviews.
     ///
     /// # Errors
-    /// Whatever the model refuses.
+    /// If `data` is not encoded at the run's `max_len` (see [`Encoded::check`]), or
+    /// whatever the model refuses.
     pub fn evaluate(&self, data: &Encoded) -> Result<f64> {
+        data.check("reviews", self.config.max_len)?;
         let model = self.model.valid();
         let device = model.classifier.weight.val().device();
         let n = data.labels.len();
