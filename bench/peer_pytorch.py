@@ -5,12 +5,18 @@ same JSON object. CPU, `torch.set_num_threads(--threads)`.
   python bench/peer_pytorch.py mha-forward --batch 4 --heads 8 --len 512 --embed 512 --threads 2
 
 Workloads: mha-forward, mha-forward-fused (need_weights=False: PyTorch's fused path),
-mha-train-step (forward, MSE backward, Adam step), sdpa-fused
+mha-train-step (forward, MSE backward, Adam step; --causal adds a boolean [L, L] mask,
+True above the diagonal), sdpa-fused
 (F.scaled_dot_product_attention), gemm, copy, aaren-parallel (the Hillis-Steele scan
 written with torch ops), aaren-iterative (the cell, one token at a time), aaren-fused
 (PyTorch has no fused form: the layer with the scan), aaren-scan-parallel |
 aaren-scan-fused (the scan alone), aaren-scan-iterative, kv-cache-decode (one decoding
-step with --len cached tokens), count-train (one SGD step of the counting task).
+step with --len cached tokens), count-train (one SGD step of the counting task),
+bilstm-train-step | bigru-train-step (embedding, bidirectional LSTM/GRU, last hidden
+states of both directions, linear to 2 classes, cross-entropy, Adam step; defaults
+--batch 64 --len 200 --embed 50 --hidden 64 --vocab 20000), aaren-train-step (the Aaren
+layer with its scan, MSE backward, Adam step; defaults --batch 4 --heads 4 --len 4096
+--embed 256).
 """
 import argparse
 import json
@@ -88,13 +94,29 @@ class Aaren(nn.Module):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("workload")
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--heads", type=int, default=8)
-    ap.add_argument("--len", type=int, default=512)
-    ap.add_argument("--embed", type=int, default=512)
+    # None: the workload's default (DEFAULTS below, else BASE).
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--heads", type=int, default=None)
+    ap.add_argument("--len", type=int, default=None)
+    ap.add_argument("--embed", type=int, default=None)
+    ap.add_argument("--hidden", type=int, default=None)
+    ap.add_argument("--vocab", type=int, default=None)
+    ap.add_argument("--causal", action="store_true")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--runs", type=int, default=10)
     a = ap.parse_args()
+    base = {"batch": 4, "heads": 8, "len": 512, "embed": 512, "hidden": 64, "vocab": 20000}
+    rnn = {"batch": 64, "len": 200, "embed": 50}
+    defaults = {
+        "bilstm-train-step": rnn,
+        "bigru-train-step": rnn,
+        "aaren-train-step": {"batch": 4, "heads": 4, "len": 4096, "embed": 256},
+    }.get(a.workload, {})
+    for k, v in base.items():
+        if getattr(a, k) is None:
+            setattr(a, k, defaults.get(k, v))
+    if a.causal and a.workload != "mha-train-step":
+        raise SystemExit(f"--causal applies to mha-train-step only, not {a.workload}")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     B, H, L, E = a.batch, a.heads, a.len, a.embed
@@ -115,10 +137,50 @@ def main():
         mha = nn.MultiheadAttention(E, H, batch_first=True)
         opt = torch.optim.Adam(mha.parameters(), lr=1e-4)
         x, y = torch.rand(B, L, E), torch.rand(B, L, E)
+        # Boolean mask: True above the diagonal is a position not attended to.
+        mask = torch.ones(L, L, dtype=torch.bool).triu(1) if a.causal else None
 
         def step():
             opt.zero_grad()
-            loss = ((mha(x, x, x, need_weights=True)[0] - y) ** 2).mean()
+            out = mha(x, x, x, need_weights=True, attn_mask=mask, is_causal=False)[0]
+            loss = ((out - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+        times = timed(a.runs, step)
+        if a.causal:
+            shape["causal"] = True
+    elif a.workload in ("bilstm-train-step", "bigru-train-step"):
+        V, Hd = a.vocab, a.hidden
+        rnn_cls = nn.LSTM if a.workload == "bilstm-train-step" else nn.GRU
+        emb = nn.Embedding(V, E)
+        cell = rnn_cls(E, Hd, batch_first=True, bidirectional=True)
+        head = nn.Linear(2 * Hd, 2)
+        params = [*emb.parameters(), *cell.parameters(), *head.parameters()]
+        opt = torch.optim.Adam(params, lr=2e-3)
+        loss_fn = nn.CrossEntropyLoss()
+        # One batch of full-length sequences, reused every step (no packing).
+        tokens = torch.randint(0, V, (B, L))
+        labels = torch.randint(0, 2, (B,))
+
+        def step():
+            opt.zero_grad()
+            h_n = cell(emb(tokens))[1]
+            if isinstance(h_n, tuple):  # LSTM: (h_n, c_n)
+                h_n = h_n[0]
+            # The last layer's forward and backward final states, [B, 2*hidden].
+            loss = loss_fn(head(torch.cat([h_n[-2], h_n[-1]], 1)), labels)
+            loss.backward()
+            opt.step()
+        times = timed(a.runs, step)
+        shape = {"batch": B, "len": L, "embed": E, "hidden": Hd, "vocab": V}
+    elif a.workload == "aaren-train-step":
+        layer = Aaren(E, H, iterative=False)  # the parallel path: aaren_scan
+        opt = torch.optim.Adam(layer.parameters(), lr=1e-4)
+        x, y = torch.rand(B, L, E), torch.rand(B, L, E)
+
+        def step():
+            opt.zero_grad()
+            loss = ((layer(x) - y) ** 2).mean()
             loss.backward()
             opt.step()
         times = timed(a.runs, step)
@@ -219,6 +281,8 @@ def main():
     moved = {"aaren-scan-fused": 4 * (B * H * L + 2 * B * L * E), "copy": 8 * B * L * E}
     if a.workload in moved:
         extra.update(gbytes=moved[a.workload] / 1e9, gbps=moved[a.workload] / 1e6 / median)
+    if a.workload in ("bilstm-train-step", "bigru-train-step"):
+        extra["tokens_per_s"] = B * L / (median / 1e3)
     print(json.dumps({
         "workload": a.workload, "shape": shape, "threads": a.threads, "runs": a.runs,
         "median_ms": median, "min_ms": times[0], "max_ms": times[-1],
