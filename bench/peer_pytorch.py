@@ -94,7 +94,7 @@ class Aaren(nn.Module):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("workload")
-    # None: the workload's default (DEFAULTS below, else BASE).
+    # None: the workload's default (`defaults` below, else `base`).
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--heads", type=int, default=None)
     ap.add_argument("--len", type=int, default=None)
