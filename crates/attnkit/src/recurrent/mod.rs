@@ -10,8 +10,10 @@
 //! | `gru` | r, z, n | n = tanh(W_in x + b_in + r·(W_hn h + b_hn)), h' = (1 − z)·n + z·h |
 
 pub mod gru;
+mod host;
 pub mod lstm;
 pub mod network;
 pub mod rnn;
+pub mod scan_operation;
 
 pub use network::{Recurrent, RecurrentConfig, RecurrentKind, RecurrentOutput};

@@ -5,6 +5,11 @@ use burn::nn::Initializer;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
+use burn::tensor::DType;
+
+use super::scan_operation::{RecurrentScanSpec, recurrent_scan};
 use super::{gru, lstm, rnn};
 use crate::error::{AttnError, Result, check_shape, check_size};
 use crate::layers::linear::torch_linear;
@@ -191,11 +196,86 @@ impl Recurrent {
     ///   direction starts at each sequence's last real token. `None`: all have length L.
     /// - returns `output` `[B, L, dirs·H]`, `h_n` (and for LSTM `c_n`) `[dirs·layers, B, H]`
     ///
+    /// In f32 each layer runs as one operation with its own backward pass
+    /// ([`scan_operation`](super::scan_operation)): every step and both directions in one
+    /// call, backpropagation through time by hand. Other float types take
+    /// [`forward_composed`](Self::forward_composed); the two agree within f32 rounding.
+    ///
     /// # Errors
     ///
     /// [`AttnError::Shape`] if `x` is not `[B, L, input_size]`; [`AttnError::Config`] if
     /// `lengths` does not give one length of at most L per sequence.
     pub fn forward(&self, x: Tensor<3>, lengths: Option<&[usize]>) -> Result<RecurrentOutput> {
+        let lens = self.check_inputs(&x, lengths)?;
+        if x.dims()[0] == 0 {
+            return Ok(self.empty_output(&x));
+        }
+        if x.dtype() != DType::F32 {
+            return self.composed(x, &lens);
+        }
+        let [b, l, _] = x.dims();
+        let (dirs, h) = (self.directions(), self.hidden_size);
+        let spec = RecurrentScanSpec {
+            kind: self.kind,
+            hidden: h,
+            directions: dirs,
+            lengths: Arc::from(lens),
+        };
+        let mut layer_input = x;
+        let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
+        for layer in 0..self.num_layers {
+            let cells = &self.cells[layer * dirs..(layer + 1) * dirs];
+            let stacked =
+                |f: fn(&DirectionWeights) -> Tensor<2>| cells.iter().map(f).collect::<Vec<_>>();
+            // Both directions' input projections in one product: [B, L, D·G·H].
+            let w_ih = Tensor::cat(stacked(|c| c.weight_ih.val()), 0);
+            let b_ih = Tensor::cat(cells.iter().map(|c| c.bias_ih.val()).collect(), 0);
+            let x_proj = torch_linear(layer_input, w_ih, Some(b_ih));
+            let w_hh = Tensor::stack(stacked(|c| c.weight_hh.val()), 0);
+            let b_hh = Tensor::stack(cells.iter().map(|c| c.bias_hh.val()).collect(), 0);
+            let out = recurrent_scan(x_proj, w_hh, b_hh, spec.clone());
+            let last = |row: usize| {
+                out.clone()
+                    .narrow(1, l + row, 1)
+                    .reshape([b, dirs, h])
+                    .swap_dims(0, 1)
+            };
+            h_n.push(last(0));
+            if self.kind == RecurrentKind::Lstm {
+                c_n.push(last(1));
+            }
+            layer_input = out.narrow(1, 0, l);
+        }
+        Ok(RecurrentOutput {
+            output: layer_input,
+            h_n: Tensor::cat(h_n, 0),
+            c_n: (!c_n.is_empty()).then(|| Tensor::cat(c_n, 0)),
+        })
+    }
+
+    /// [`forward`](Self::forward) composed from Burn's tensor operations, one step at a
+    /// time (autodiff records every operation of every step). The reference the fused
+    /// operation is tested against, and the form for float types other than f32.
+    ///
+    /// Inputs, outputs and errors as [`forward`](Self::forward).
+    ///
+    /// # Errors
+    ///
+    /// As [`forward`](Self::forward).
+    pub fn forward_composed(
+        &self,
+        x: Tensor<3>,
+        lengths: Option<&[usize]>,
+    ) -> Result<RecurrentOutput> {
+        let lens = self.check_inputs(&x, lengths)?;
+        if x.dims()[0] == 0 {
+            return Ok(self.empty_output(&x));
+        }
+        self.composed(x, &lens)
+    }
+
+    /// The shape of `x` and the lengths checked; every sequence's length.
+    fn check_inputs(&self, x: &Tensor<3>, lengths: Option<&[usize]>) -> Result<Vec<usize>> {
         let [b, l, _] = x.dims();
         let input = self.cells[0].weight_ih.val().dims()[1];
         check_shape(
@@ -204,32 +284,40 @@ impl Recurrent {
             &[None, None, Some(input)],
             &["B", "L", "input_size"],
         )?;
-        let device = x.device();
-        let valid: Vec<f32> = match lengths {
+        match lengths {
             Some(lens) => {
                 if lens.len() != b || lens.iter().any(|&n| n > l) {
                     return Err(AttnError::Config(format!(
                         "lengths: expected {b} lengths of at most L = {l}, got {lens:?}"
                     )));
                 }
-                (0..b)
-                    .flat_map(|i| (0..l).map(move |t| if t < lens[i] { 1.0 } else { 0.0 }))
-                    .collect()
+                Ok(lens.to_vec())
             }
-            None => vec![1.0; b * l],
-        };
-        let dirs = self.directions();
-        if b == 0 {
-            // No sequences: nothing to run (and Burn's broadcasting treats an empty
-            // batch as one of size 1).
-            let n = dirs * self.num_layers;
-            let h = self.hidden_size;
-            return Ok(RecurrentOutput {
-                output: Tensor::zeros([0, l, dirs * h], &device),
-                h_n: Tensor::zeros([n, 0, h], &device),
-                c_n: (self.kind == RecurrentKind::Lstm).then(|| Tensor::zeros([n, 0, h], &device)),
-            });
+            None => Ok(vec![l; b]),
         }
+    }
+
+    /// No sequences: nothing to run (and Burn's broadcasting treats an empty batch as
+    /// one of size 1).
+    fn empty_output(&self, x: &Tensor<3>) -> RecurrentOutput {
+        let l = x.dims()[1];
+        let device = x.device();
+        let (dirs, h) = (self.directions(), self.hidden_size);
+        let n = dirs * self.num_layers;
+        RecurrentOutput {
+            output: Tensor::zeros([0, l, dirs * h], &device),
+            h_n: Tensor::zeros([n, 0, h], &device),
+            c_n: (self.kind == RecurrentKind::Lstm).then(|| Tensor::zeros([n, 0, h], &device)),
+        }
+    }
+
+    fn composed(&self, x: Tensor<3>, lens: &[usize]) -> Result<RecurrentOutput> {
+        let [b, l, _] = x.dims();
+        let device = x.device();
+        let valid: Vec<f32> = (0..b)
+            .flat_map(|i| (0..l).map(move |t| if t < lens[i] { 1.0 } else { 0.0 }))
+            .collect();
+        let dirs = self.directions();
         // [B, L, 1]: 1 for real tokens, 0 for padding.
         let valid = Tensor::<3>::from_data(TensorData::new(valid, [b, l, 1]), &device);
         let mut layer_input = x;

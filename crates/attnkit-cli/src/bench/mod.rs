@@ -7,11 +7,14 @@ use attnkit::aaren::{AarenConfig, AarenMode, TokenStream};
 use attnkit::attention::{
     AttentionMask, MultiHeadAttentionConfig, ScaledDotProductAttentionConfig,
 };
+use attnkit::recurrent::RecurrentKind;
 use attnkit::tasks::counting::{CountConfig, CountTraining};
 use attnkit::train::{OptimizerConfig, TrainingTask, materialize, mse};
 use attnkit_kernels::kv_cache::KvCacheDecoder;
 use burn::prelude::*;
 use clap::{Args, ValueEnum};
+
+mod train_steps;
 use serde_json::json;
 
 /// The workloads of the benchmark contract.
@@ -21,8 +24,20 @@ enum Workload {
     MhaForward,
     /// MHA forward for inference: the output only, by the fused attention kernel.
     MhaForwardFused,
-    /// MHA forward, MSE backward and an Adam step.
+    /// MHA forward, MSE backward and an Adam step (`--causal`: with a causal mask).
     MhaTrainStep,
+    /// One Adam step (lr 2e-3) of a sentiment classifier: token ids → trained embedding
+    /// [--vocab, E] → bidirectional LSTM (hidden --hidden) → both final states → linear →
+    /// 2 classes, cross-entropy. Defaults B 64, L 200, E 50.
+    BilstmTrainStep,
+    /// The same classifier with a bidirectional GRU.
+    BigruTrainStep,
+    /// One Adam step (lr 1e-4) of the Aaren layer (learned query, projections, every
+    /// prefix output) on [B, L, E], MSE against a target. Defaults B 4, H 4, L 4096, E 256.
+    AarenTrainStep,
+    /// The scan alone, trained: scores [B,H,L] and values [B,H,L,E/H] → every prefix
+    /// output, the gradient of Σ output ⊙ R back to both. Defaults as aaren-train-step.
+    AarenScanTrainStep,
     /// The Aaren layer over [B, L, E] by the parallel scan.
     AarenParallel,
     /// The Aaren layer by the iterative cell (one tensor step per token).
@@ -91,29 +106,43 @@ impl Workload {
 warm-up; with --json one object: {workload, shape, threads, runs, median_ms, min_ms, max_ms} \
 (plus peak_rss_bytes for aaren-stream and kv-cache-decode; gflop and gflops, the work of \
 one run and its rate at the median, where matrix products dominate; gbytes and gbps where \
-memory bounds the work: aaren-scan-fused, copy). Defaults: B 4, H 8, L 512, E 512. \
+memory bounds the work: aaren-scan-fused, copy; tokens_per_s for the recurrent train \
+steps). Defaults: B 4, H 8, L 512, E 512, except the train steps (see each). \
 Peers in PyTorch: bench/peer_pytorch.py; both side by side: bench/compare.sh.
 
 Examples:
   attnkit bench mha-forward --threads 2 --json
+  attnkit bench bilstm-train-step --threads 2 --json
+  attnkit bench mha-train-step --causal --batch 4 --heads 4 --len 4096 --embed 256 --runs 3
   attnkit bench aaren-stream --len 1000000 --embed 64 --heads 4 --json"
 )]
 pub struct BenchArgs {
     /// What to time.
     #[arg(value_enum)]
     workload: Workload,
-    /// Batch B.
-    #[arg(long, default_value_t = 4)]
-    batch: usize,
-    /// Heads H.
-    #[arg(long, default_value_t = 8)]
-    heads: usize,
-    /// Sequence length L (tokens seen, for the decoding workloads).
-    #[arg(long, default_value_t = 512)]
-    len: usize,
-    /// Embedding width E.
-    #[arg(long, default_value_t = 512)]
-    embed: usize,
+    /// Batch B (default 4; 64 for the recurrent train steps).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Heads H (default 8; 4 for the Aaren train steps).
+    #[arg(long)]
+    heads: Option<usize>,
+    /// Sequence length L, tokens seen for the decoding workloads (default 512; 200 for
+    /// the recurrent train steps, 4096 for the Aaren ones).
+    #[arg(long)]
+    len: Option<usize>,
+    /// Embedding width E (default 512; 50 for the recurrent train steps, 256 for the
+    /// Aaren ones).
+    #[arg(long)]
+    embed: Option<usize>,
+    /// Hidden width of the recurrent train steps.
+    #[arg(long, default_value_t = 64)]
+    hidden: usize,
+    /// Vocabulary of the recurrent train steps (rows of the trained embedding).
+    #[arg(long, default_value_t = 20_000)]
+    vocab: usize,
+    /// mha-train-step with a causal mask (query i sees keys j <= i).
+    #[arg(long)]
+    causal: bool,
     /// Threads of the compute pool (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -125,7 +154,7 @@ pub struct BenchArgs {
     json: bool,
 }
 
-fn time_runs(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+pub(crate) fn time_runs(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
     f()?;
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
@@ -155,7 +184,7 @@ fn time_runs_owned<I>(
 }
 
 /// Forces a lazily evaluated result to be computed.
-fn sync<const D: usize>(t: Tensor<D>) {
+pub(crate) fn sync<const D: usize>(t: Tensor<D>) {
     let _ = t.into_data();
 }
 
@@ -168,7 +197,20 @@ fn peak_rss_bytes() -> Option<u64> {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let (b, h, l, e) = (args.batch, args.heads, args.len, args.embed);
+    let [db, dh, dl, de] = match args.workload {
+        Workload::BilstmTrainStep | Workload::BigruTrainStep => [64, 1, 200, 50],
+        Workload::AarenTrainStep | Workload::AarenScanTrainStep => [4, 4, 4096, 256],
+        _ => [4, 8, 512, 512],
+    };
+    let (b, h, l, e) = (
+        args.batch.unwrap_or(db),
+        args.heads.unwrap_or(dh),
+        args.len.unwrap_or(dl),
+        args.embed.unwrap_or(de),
+    );
+    if args.causal && args.workload != Workload::MhaTrainStep {
+        bail!("--causal applies to mha-train-step only");
+    }
     if b == 0 || h == 0 || l == 0 || e == 0 || e % h != 0 || args.runs == 0 {
         bail!(
             "need B, H, L, E, --runs >= 1 and H dividing E; got B {b}, H {h}, L {l}, E {e}, runs {}",
@@ -215,7 +257,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             let x = Tensor::<3>::random([b, l, e], burn::tensor::Distribution::Default, &ad);
             let y = Tensor::<3>::random([b, l, e], burn::tensor::Distribution::Default, &ad);
             time_runs(args.runs, || {
-                let out = mha.forward_self(x.clone(), &AttentionMask::none())?.output;
+                let mask = AttentionMask::none().with_causal(args.causal);
+                let out = mha.forward_self(x.clone(), &mask)?.output;
                 let loss = mse(out, y.clone())?;
                 mha = optim.step(mha.clone(), loss);
                 sync(mha.in_proj_weight.val());
@@ -351,6 +394,24 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 Ok(())
             })?
         }
+        Workload::BilstmTrainStep | Workload::BigruTrainStep => {
+            let kind = if args.workload == Workload::BilstmTrainStep {
+                RecurrentKind::Lstm
+            } else {
+                RecurrentKind::Gru
+            };
+            let shape = train_steps::ClassifierShape {
+                kind,
+                batch: b,
+                len: l,
+                embed: e,
+                hidden: args.hidden,
+                vocab: args.vocab,
+            };
+            train_steps::recurrent_classifier(&shape, args.runs, &device)?
+        }
+        Workload::AarenTrainStep => train_steps::aaren_layer(b, h, l, e, args.runs, &device)?,
+        Workload::AarenScanTrainStep => train_steps::aaren_scan(b, h, l, e, args.runs, &device)?,
         Workload::CountTrain => {
             let mut run = CountTraining::new(CountConfig::default(), &device)?;
             time_runs(args.runs, || {
@@ -370,6 +431,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .unwrap_or_default();
     let shape = match args.workload {
         Workload::CountTrain => json!({"batch": 64, "len": 7, "embed": 64, "heads": 4}),
+        Workload::BilstmTrainStep | Workload::BigruTrainStep => json!({
+            "batch": b, "len": l, "embed": e, "hidden": args.hidden, "vocab": args.vocab
+        }),
+        Workload::MhaTrainStep if args.causal => {
+            json!({"batch": b, "heads": h, "len": l, "embed": e, "causal": true})
+        }
         Workload::AarenStream | Workload::KvCacheDecode => {
             json!({"batch": 1, "heads": h, "len": l, "embed": e})
         }
@@ -384,6 +451,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         });
         if let Some(p) = peak {
             doc["peak_rss_bytes"] = json!(p);
+        }
+        if matches!(
+            args.workload,
+            Workload::BilstmTrainStep | Workload::BigruTrainStep
+        ) {
+            doc["tokens_per_s"] = json!((b * l) as f64 / (median / 1e3));
         }
         if let Some(f) = flop {
             doc["gflop"] = json!(f / 1e9);
