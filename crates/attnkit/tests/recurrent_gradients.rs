@@ -58,7 +58,7 @@ impl Weights {
             .collect()
     }
 
-    fn from_flat(&self, v: &[f64]) -> Self {
+    fn with_flat(&self, v: &[f64]) -> Self {
         let (a, rest) = v.split_at(self.w_ih.len());
         let (b, rest) = rest.split_at(self.w_hh.len());
         let (c, d) = rest.split_at(self.b_ih.len());
@@ -299,7 +299,7 @@ fn fused_gradients_match_finite_differences() {
                     let mut v = flat.clone();
                     v[k] += delta;
                     let mut ws = w.clone();
-                    ws[d] = w[d].from_flat(&v);
+                    ws[d] = w[d].with_flat(&v);
                     reference_loss(&c, &c.x, &ws)
                 };
                 let fd = (at(step) - at(-step)) / (2.0 * step);

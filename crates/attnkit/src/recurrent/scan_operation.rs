@@ -11,8 +11,8 @@
 //!   sequences with the gate nonlinearities fused, both directions on different threads;
 //!   the gates, cell states and previous hidden states are kept;
 //! - backward: one pass from the last step to the first, reusing the kept gates, one
-//!   product per step for ∂L/∂h_{t−1}; the weight gradient ∂L/∂W_hh = Σ_t δ_tᵀ·h_{t−1}
-//!   is then one matrix product over all steps, and ∂L/∂b_hh one sum.
+//!   product per step for ∂L/∂h_{t−1} and one for its share of the weight gradient
+//!   ∂L/∂W_hh = Σ_t δ_tᵀ·h_{t−1}, accumulated as it goes.
 //!
 //! Padding is as in the composed layer: a sequence's steps past its length do not
 //! change its state, their outputs are zero, and their gradients are exactly zero.
@@ -28,13 +28,11 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{
     Autodiff, AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension,
 };
 use burn::prelude::*;
-use burn::tensor::Shape;
 
 use super::RecurrentKind;
 use super::host::{self, ScanShape};
@@ -60,7 +58,7 @@ pub trait RecurrentScanOps: Backend {
     /// - `x_proj`: `[B, L, D·G·H]`, W_ih·x + b_ih of each direction side by side
     /// - `w_hh`: `[D, G·H, H]`; `b_hh`: `[D, G·H]`
     /// - returns `[B, L + S, D·H]` (hidden states, zero at padding, then h_n and for LSTM
-    ///   c_n), and when `keep` what the backward pass reads (`[D, B, L, kept]`)
+    ///   c_n), and when `keep` what the backward pass reads (`[B, D, L, kept]`)
     fn recurrent_scan(
         x_proj: FloatTensor<Self>,
         w_hh: FloatTensor<Self>,
@@ -121,7 +119,7 @@ impl RecurrentScanOps for Flex {
         let kept = keep.then(|| {
             FlexTensor::from_data(burn::tensor::TensorData::new(
                 run.saved,
-                [d, bs, l, shape.saved_len()],
+                [bs, d, l, shape.saved_len()],
             ))
         });
         (out, kept)
@@ -136,7 +134,7 @@ impl RecurrentScanOps for Flex {
         let dims = kept.shape();
         let shape = ScanShape {
             kind: spec.kind,
-            batch: dims[1],
+            batch: dims[0],
             len: dims[2],
             dirs: spec.directions,
             hidden: spec.hidden,
@@ -153,12 +151,11 @@ impl RecurrentScanOps for Flex {
         let tensor = |v: Vec<f32>, dims: &[usize]| {
             FlexTensor::from_data(burn::tensor::TensorData::new(v, dims.to_vec()))
         };
-        let dhp = tensor(run.grad_h_proj, &[d, bs * l, gw]);
-        let h_prev = tensor(run.h_prev, &[d, bs * l, h]);
-        // Σ over steps and sequences: [D, G·H, B·L] × [D, B·L, H].
-        let grad_w = Flex::float_matmul(Flex::float_swap_dims(dhp.clone(), 1, 2), h_prev);
-        let grad_b = Flex::float_reshape(Flex::float_sum_dim(dhp, 1), Shape::new([d, gw]));
-        (tensor(run.grad_x_proj, &[bs, l, d * gw]), grad_w, grad_b)
+        (
+            tensor(run.grad_x_proj, &[bs, l, d * gw]),
+            tensor(run.grad_w_hh, &[d, gw, h]),
+            tensor(run.grad_b_hh, &[d, gw]),
+        )
     }
 }
 

@@ -9,11 +9,14 @@
 //! - output `[B, L + S, D·H]`: the hidden state at every position (zero at padding),
 //!   then S = 1 (h_n) or 2 (h_n, c_n for LSTM) more rows with the final states — one
 //!   tensor, so that autodiff sees one operation;
-//! - kept for the backward pass: `[D, B, L, saved_len]` (see [`cells`]).
+//! - kept for the backward pass: `[B, D, L, saved_len]` (see [`cells`]).
 //!
-//! Work is split into tasks of one direction and a block of sequences, so that both
-//! directions (and, with one direction, halves of the batch) run on different threads;
-//! each task steps its block through time with one packed product per step.
+//! Work is split into tasks of a block of sequences, one per thread; a task steps its
+//! block through time in every direction, one packed product per step and direction,
+//! and writes straight into its rows of every output (all batch-major, so a block's
+//! rows are one slice and nothing is transposed afterwards). Backward, each task also
+//! sums its share of ∂L/∂W_hh = Σ_t δ_tᵀ·h_{t−1} and ∂L/∂b_hh = Σ_t δ_t as it goes,
+//! so the per-step gradients are never stored.
 
 pub(crate) mod cells;
 pub(crate) mod gemm;
@@ -21,7 +24,7 @@ pub(crate) mod gemm;
 use rayon::prelude::*;
 
 use self::cells::saved_len;
-use self::gemm::{MR, Panels, multiply, pack_rows};
+use self::gemm::{MR, Panels, Start, multiply, pack_rows};
 use crate::recurrent::RecurrentKind;
 
 /// The sizes of one layer's scan.
@@ -49,31 +52,19 @@ impl ScanShape {
         }
     }
 
-    /// Numbers kept for the backward pass per (direction, sequence, step).
+    /// Numbers kept for the backward pass per (sequence, direction, step).
     pub(crate) fn saved_len(&self) -> usize {
         saved_len(self.kind, self.hidden)
     }
 
-    /// One direction and a block of sequences per task: at least as many tasks as
-    /// threads when the batch allows, blocks in (direction, first sequence) order.
-    fn tasks(&self) -> Vec<(usize, usize, usize)> {
+    /// Sequences per task: one block per thread.
+    fn block(&self) -> usize {
         let threads = rayon::current_num_threads().max(1);
-        let per_dir = threads.div_ceil(self.dirs).clamp(1, self.batch.max(1));
-        let rows = self.batch.div_ceil(per_dir).max(1);
-        let mut tasks = Vec::new();
-        for d in 0..self.dirs {
-            let mut first = 0;
-            while first < self.batch {
-                let n = rows.min(self.batch - first);
-                tasks.push((d, first, n));
-                first += n;
-            }
-        }
-        tasks
+        self.batch.div_ceil(threads).max(1)
     }
 
-    /// Position of step `k` of sequence `b` in direction `d`, if it has one: forward
-    /// runs 0..len, reverse from its last real token down to 0.
+    /// Position of step `k` of a sequence of length `len_b` in direction `d`, if it has
+    /// one: forward runs 0..len, reverse from the last real token down to 0.
     #[inline(always)]
     fn position(&self, d: usize, len_b: usize, k: usize) -> Option<usize> {
         (k < len_b).then(|| if d == 1 { len_b - 1 - k } else { k })
@@ -84,22 +75,8 @@ impl ScanShape {
 pub(crate) struct ScanForward {
     /// `[B, L + S, D·H]`.
     pub(crate) output: Vec<f32>,
-    /// `[D, B, L, saved_len]`, empty when not kept.
+    /// `[B, D, L, saved_len]`, empty when not kept.
     pub(crate) saved: Vec<f32>,
-}
-
-/// One task's share of the forward outputs.
-struct ForwardPart<'a> {
-    dir: usize,
-    first: usize,
-    rows: usize,
-    /// `[rows, L, H]`.
-    out: &'a mut [f32],
-    /// `[rows, L, saved_len]` or empty.
-    saved: &'a mut [f32],
-    /// `[rows, H]` each.
-    h_last: &'a mut [f32],
-    c_last: &'a mut [f32],
 }
 
 /// Runs a layer forward (see the module docs for the layouts); `lengths` has B entries
@@ -113,77 +90,47 @@ pub(crate) fn forward(
     keep: bool,
 ) -> ScanForward {
     let (b, l, dirs, h) = (shape.batch, shape.len, shape.dirs, shape.hidden);
-    let gw = shape.gate_width();
-    let s = shape.saved_len();
-    let panels: Vec<Panels> = (0..dirs)
+    let (gw, s) = (shape.gate_width(), shape.saved_len());
+    let weights: Vec<Panels> = (0..dirs)
         .map(|d| Panels::transposed(&w_hh[d * gw * h..(d + 1) * gw * h], gw, h))
         .collect();
     let biases: Vec<Vec<f32>> = (0..dirs)
         .map(|d| {
             let mut v = b_hh[d * gw..(d + 1) * gw].to_vec();
-            v.resize(panels[d].padded_n(), 0.0);
+            v.resize(weights[d].padded_n(), 0.0);
             v
         })
         .collect();
-    let mut out = vec![0.0f32; dirs * b * l * h];
-    let mut saved = vec![0.0f32; if keep { dirs * b * l * s } else { 0 }];
-    let mut h_last = vec![0.0f32; dirs * b * h];
-    let mut c_last = vec![0.0f32; dirs * b * h];
-    let mut parts = Vec::new();
-    {
-        let (mut o, mut sv, mut hl, mut cl) = (
-            &mut out[..],
-            &mut saved[..],
-            &mut h_last[..],
-            &mut c_last[..],
-        );
-        for (dir, first, rows) in shape.tasks() {
-            let (po, ro) = o.split_at_mut(rows * l * h);
-            let (ps, rs) = sv.split_at_mut(if keep { rows * l * s } else { 0 });
-            let (ph, rh) = hl.split_at_mut(rows * h);
-            let (pc, rc) = cl.split_at_mut(rows * h);
-            (o, sv, hl, cl) = (ro, rs, rh, rc);
-            parts.push(ForwardPart {
-                dir,
-                first,
-                rows,
-                out: po,
-                saved: ps,
-                h_last: ph,
-                c_last: pc,
-            });
-        }
-    }
+    let out_rows = (l + shape.final_rows()) * dirs * h;
+    let mut output = vec![0.0f32; b * out_rows];
+    let mut saved = vec![0.0f32; if keep { b * dirs * l * s } else { 0 }];
+    let block = shape.block();
+    let saved_block = if keep { block * dirs * l * s } else { 0 };
     let arch = pulp::Arch::new();
-    parts.into_par_iter().for_each(|part| {
-        let d = part.dir;
+    let run = |(i, (out, kept)): (usize, (&mut [f32], &mut [f32]))| {
         arch.dispatch(ForwardTask {
             shape,
             x_proj,
-            weights: &panels[d],
-            bias: &biases[d],
+            weights: &weights,
+            biases: &biases,
             lengths,
-            part,
+            first: i * block,
+            out,
+            saved: kept,
         });
-    });
-    // [D, B, L, H] and the final states → [B, L + S, D·H].
-    let rows_out = l + shape.final_rows();
-    let mut output = vec![0.0f32; b * rows_out * dirs * h];
-    for d in 0..dirs {
-        for i in 0..b {
-            for t in 0..l {
-                let from = ((d * b + i) * l + t) * h;
-                let to = ((i * rows_out + t) * dirs + d) * h;
-                output[to..to + h].copy_from_slice(&out[from..from + h]);
-            }
-            let from = (d * b + i) * h;
-            let to = ((i * rows_out + l) * dirs + d) * h;
-            output[to..to + h].copy_from_slice(&h_last[from..from + h]);
-            if shape.final_rows() == 2 {
-                let to = ((i * rows_out + l + 1) * dirs + d) * h;
-                output[to..to + h].copy_from_slice(&c_last[from..from + h]);
-            }
-        }
+    };
+    if keep {
+        output
+            .par_chunks_mut(block * out_rows)
+            .zip(saved.par_chunks_mut(saved_block))
+            .enumerate()
+            .for_each(run);
+    } else {
+        output
+            .par_chunks_mut(block * out_rows)
+            .map(|o| (o, &mut [][..]))
+            .enumerate()
+            .for_each(run);
     }
     ScanForward { output, saved }
 }
@@ -195,10 +142,15 @@ pub(crate) fn forward(
 struct ForwardTask<'a> {
     shape: &'a ScanShape,
     x_proj: &'a [f32],
-    weights: &'a Panels,
-    bias: &'a [f32],
+    weights: &'a [Panels],
+    biases: &'a [Vec<f32>],
     lengths: &'a [usize],
-    part: ForwardPart<'a>,
+    /// The block's first sequence.
+    first: usize,
+    /// The block's rows of the output, `[rows, L + S, D·H]`.
+    out: &'a mut [f32],
+    /// Its rows of the kept numbers, `[rows, D, L, saved_len]`, or empty.
+    saved: &'a mut [f32],
 }
 
 impl pulp::WithSimd for ForwardTask<'_> {
@@ -210,85 +162,91 @@ impl pulp::WithSimd for ForwardTask<'_> {
     }
 }
 
-/// One task: its block of sequences through every step of one direction.
+/// One task: its block of sequences through every step of every direction.
 #[inline(always)]
 fn forward_task(task: ForwardTask<'_>) {
     let ForwardTask {
         shape,
         x_proj,
         weights,
-        bias,
+        biases,
         lengths,
-        part,
+        first,
+        out,
+        saved,
     } = task;
     let (l, dirs, h) = (shape.len, shape.dirs, shape.hidden);
     let (gw, s) = (shape.gate_width(), shape.saved_len());
-    let ForwardPart {
-        dir,
-        first,
-        rows,
-        out,
-        saved,
-        h_last,
-        c_last,
-    } = part;
+    let out_rows = l + shape.final_rows();
+    let rows = out.len() / (out_rows * dirs * h);
     let padded = rows.div_ceil(MR) * MR;
-    let ldc = weights.padded_n();
-    let mut hs = vec![0.0f32; padded * h];
-    let mut cs = vec![0.0f32; padded * h];
+    let ldc = weights[0].padded_n();
+    // Per direction: h and c of every row of the block.
+    let mut hs = vec![0.0f32; dirs * padded * h];
+    let mut cs = vec![0.0f32; dirs * padded * h];
     let mut packed = vec![0.0f32; padded * h];
     let mut hp = vec![0.0f32; padded * ldc];
     let mut scratch = vec![0.0f32; s];
     let lens = &lengths[first..first + rows];
     let steps = lens.iter().copied().max().unwrap_or(0);
     for k in 0..steps {
-        pack_rows(&hs, h, padded, h, &mut packed);
-        multiply(&packed, padded, weights, Some(bias), &mut hp, ldc);
-        for (r, &len_r) in lens.iter().enumerate() {
-            let Some(t) = shape.position(dir, len_r, k) else {
-                continue;
-            };
-            let at = ((first + r) * l + t) * dirs + dir;
-            let xp = &x_proj[at * gw..(at + 1) * gw];
-            let keep = if saved.is_empty() {
-                &mut scratch[..]
-            } else {
-                &mut saved[(r * l + t) * s..(r * l + t + 1) * s]
-            };
-            cells::step(
-                shape.kind,
-                xp,
-                &hp[r * ldc..r * ldc + gw],
-                &mut hs[r * h..(r + 1) * h],
-                &mut cs[r * h..(r + 1) * h],
-                keep,
+        for d in 0..dirs {
+            let state = &mut hs[d * padded * h..(d + 1) * padded * h];
+            pack_rows(padded, h, |i, p| state[i * h + p], &mut packed);
+            multiply(
+                &packed,
+                padded,
+                &weights[d],
+                Start::Row(&biases[d]),
+                &mut hp,
+                ldc,
             );
-            out[(r * l + t) * h..(r * l + t + 1) * h].copy_from_slice(&hs[r * h..(r + 1) * h]);
+            for (r, &len_r) in lens.iter().enumerate() {
+                let Some(t) = shape.position(d, len_r, k) else {
+                    continue;
+                };
+                let at = ((first + r) * l + t) * dirs + d;
+                let keep = if saved.is_empty() {
+                    &mut scratch[..]
+                } else {
+                    let at = ((r * dirs + d) * l + t) * s;
+                    &mut saved[at..at + s]
+                };
+                let h_r = &mut state[r * h..(r + 1) * h];
+                cells::step(
+                    shape.kind,
+                    &x_proj[at * gw..(at + 1) * gw],
+                    &hp[r * ldc..r * ldc + gw],
+                    h_r,
+                    &mut cs[(d * padded + r) * h..(d * padded + r + 1) * h],
+                    keep,
+                );
+                let at = ((r * out_rows + t) * dirs + d) * h;
+                out[at..at + h].copy_from_slice(h_r);
+            }
         }
     }
-    h_last.copy_from_slice(&hs[..rows * h]);
-    c_last.copy_from_slice(&cs[..rows * h]);
+    for r in 0..rows {
+        for d in 0..dirs {
+            let from = (d * padded + r) * h;
+            let at = ((r * out_rows + l) * dirs + d) * h;
+            out[at..at + h].copy_from_slice(&hs[from..from + h]);
+            if shape.final_rows() == 2 {
+                let at = ((r * out_rows + l + 1) * dirs + d) * h;
+                out[at..at + h].copy_from_slice(&cs[from..from + h]);
+            }
+        }
+    }
 }
 
-/// What the backward pass gives; the weight and bias gradients are
-/// `dhpᵀ·h_prev` and `Σ dhp` per direction, left to the caller's matrix product.
+/// What the backward pass gives.
 pub(crate) struct ScanBackward {
     /// ∂L/∂x_proj, `[B, L, D·G·H]` (zero at padding).
     pub(crate) grad_x_proj: Vec<f32>,
-    /// ∂L/∂(W_hh·h + b_hh) at every step, `[D, B·L, G·H]` (zero at padding).
-    pub(crate) grad_h_proj: Vec<f32>,
-    /// The state each step started from, `[D, B·L, H]`.
-    pub(crate) h_prev: Vec<f32>,
-}
-
-/// One task's share of the backward outputs.
-struct BackwardPart<'a> {
-    dir: usize,
-    first: usize,
-    rows: usize,
-    /// `[rows, L, G·H]` each.
-    dx: &'a mut [f32],
-    dhp: &'a mut [f32],
+    /// ∂L/∂w_hh, `[D, G·H, H]`.
+    pub(crate) grad_w_hh: Vec<f32>,
+    /// ∂L/∂b_hh, `[D, G·H]`.
+    pub(crate) grad_b_hh: Vec<f32>,
 }
 
 /// Backpropagation through time: from ∂L/∂output `[B, L + S, D·H]` (the final-state
@@ -302,60 +260,51 @@ pub(crate) fn backward(
 ) -> ScanBackward {
     let (b, l, dirs, h) = (shape.batch, shape.len, shape.dirs, shape.hidden);
     let (gw, s) = (shape.gate_width(), shape.saved_len());
-    let panels: Vec<Panels> = (0..dirs)
+    let weights: Vec<Panels> = (0..dirs)
         .map(|d| Panels::rows(&w_hh[d * gw * h..(d + 1) * gw * h], gw, h))
         .collect();
-    let mut dx = vec![0.0f32; dirs * b * l * gw];
-    let gru = shape.kind == RecurrentKind::Gru;
-    // LSTM and RNN: ∂L/∂hp is ∂L/∂xp; only the GRU needs its own buffer.
-    let mut dhp = vec![0.0f32; if gru { dirs * b * l * gw } else { 0 }];
-    let mut parts = Vec::new();
-    {
-        let (mut x, mut p) = (&mut dx[..], &mut dhp[..]);
-        for (dir, first, rows) in shape.tasks() {
-            let (px, rx) = x.split_at_mut(rows * l * gw);
-            let (pp, rp) = p.split_at_mut(if gru { rows * l * gw } else { 0 });
-            (x, p) = (rx, rp);
-            parts.push(BackwardPart {
-                dir,
-                first,
-                rows,
-                dx: px,
-                dhp: pp,
-            });
-        }
-    }
-    let arch = pulp::Arch::new();
-    parts.into_par_iter().for_each(|part| {
-        let d = part.dir;
-        let saved = &saved[(d * b + part.first) * l * s..(d * b + part.first + part.rows) * l * s];
-        arch.dispatch(BackwardTask {
-            shape,
-            grad,
-            saved,
-            weights: &panels[d],
-            lengths,
-            part,
-        });
-    });
     let mut grad_x_proj = vec![0.0f32; b * l * dirs * gw];
-    for d in 0..dirs {
-        for i in 0..b {
-            for t in 0..l {
-                let from = ((d * b + i) * l + t) * gw;
-                let to = ((i * l + t) * dirs + d) * gw;
-                grad_x_proj[to..to + gw].copy_from_slice(&dx[from..from + gw]);
+    let block = shape.block();
+    let arch = pulp::Arch::new();
+    // Each task's ∂L/∂w_hh `[D, G·H (padded), H (padded)]` and ∂L/∂b_hh `[D, G·H]`.
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = grad_x_proj
+        .par_chunks_mut(block * l * dirs * gw)
+        .enumerate()
+        .map(|(i, dx)| {
+            let first = i * block;
+            let rows = dx.len() / (l * dirs * gw);
+            arch.dispatch(BackwardTask {
+                shape,
+                grad,
+                saved: &saved[first * dirs * l * s..(first + rows) * dirs * l * s],
+                weights: &weights,
+                lengths,
+                first,
+                dx,
+            })
+        })
+        .collect();
+    let (gw_pad, h_pad) = (gw.div_ceil(MR) * MR, weights[0].padded_n());
+    let mut grad_w_hh = vec![0.0f32; dirs * gw * h];
+    let mut grad_b_hh = vec![0.0f32; dirs * gw];
+    for (pw, pb) in &partials {
+        for d in 0..dirs {
+            for j in 0..gw {
+                let from = (d * gw_pad + j) * h_pad;
+                let to = (d * gw + j) * h;
+                for (a, &v) in grad_w_hh[to..to + h].iter_mut().zip(&pw[from..from + h]) {
+                    *a += v;
+                }
             }
         }
-    }
-    let mut h_prev = vec![0.0f32; dirs * b * l * h];
-    for (row, kept) in h_prev.chunks_exact_mut(h).zip(saved.chunks_exact(s)) {
-        row.copy_from_slice(&kept[s - h..]);
+        for (a, &v) in grad_b_hh.iter_mut().zip(pb) {
+            *a += v;
+        }
     }
     ScanBackward {
         grad_x_proj,
-        grad_h_proj: if gru { dhp } else { dx },
-        h_prev,
+        grad_w_hh,
+        grad_b_hh,
     }
 }
 
@@ -363,99 +312,133 @@ pub(crate) fn backward(
 struct BackwardTask<'a> {
     shape: &'a ScanShape,
     grad: &'a [f32],
+    /// The block's kept numbers, `[rows, D, L, saved_len]`.
     saved: &'a [f32],
-    weights: &'a Panels,
+    weights: &'a [Panels],
     lengths: &'a [usize],
-    part: BackwardPart<'a>,
+    first: usize,
+    /// The block's rows of ∂L/∂x_proj, `[rows, L, D·G·H]`.
+    dx: &'a mut [f32],
 }
 
 impl pulp::WithSimd for BackwardTask<'_> {
-    type Output = ();
+    type Output = (Vec<f32>, Vec<f32>);
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        backward_task(self);
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> Self::Output {
+        backward_task(self)
     }
 }
 
-/// One task backward: its block of sequences from the last step to the first.
+/// One task backward: its block of sequences from the last step to the first. Returns
+/// its share of ∂L/∂w_hh (padded, `[D, G·H↑, H↑]`) and ∂L/∂b_hh (`[D, G·H]`).
 #[inline(always)]
-fn backward_task(task: BackwardTask<'_>) {
+fn backward_task(task: BackwardTask<'_>) -> (Vec<f32>, Vec<f32>) {
     let BackwardTask {
         shape,
         grad,
         saved,
         weights,
         lengths,
-        part,
+        first,
+        dx,
     } = task;
     let (l, dirs, h) = (shape.len, shape.dirs, shape.hidden);
     let (gw, s) = (shape.gate_width(), shape.saved_len());
-    let rows_out = l + shape.final_rows();
-    let BackwardPart {
-        dir,
-        first,
-        rows,
-        dx,
-        dhp,
-    } = part;
+    let out_rows = l + shape.final_rows();
+    let rows = dx.len() / (l * dirs * gw);
     let padded = rows.div_ceil(MR) * MR;
-    let ldc = weights.padded_n();
-    let at = |i: usize, t: usize| ((i * rows_out + t) * dirs + dir) * h;
-    // Gradients reaching h and c from later steps: first those of h_n and c_n.
-    let mut dh = vec![0.0f32; padded * h];
-    let mut dc = vec![0.0f32; padded * h];
-    for r in 0..rows {
-        let i = first + r;
-        dh[r * h..(r + 1) * h].copy_from_slice(&grad[at(i, l)..at(i, l) + h]);
-        if shape.final_rows() == 2 {
-            dc[r * h..(r + 1) * h].copy_from_slice(&grad[at(i, l + 1)..at(i, l + 1) + h]);
+    let gw_pad = gw.div_ceil(MR) * MR;
+    let ldc = weights[0].padded_n();
+    let at = |i: usize, t: usize, d: usize| ((i * out_rows + t) * dirs + d) * h;
+    // Per direction, the gradients reaching h and c from later steps: first those of
+    // h_n and c_n.
+    let mut dh = vec![0.0f32; dirs * padded * h];
+    let mut dc = vec![0.0f32; dirs * padded * h];
+    for d in 0..dirs {
+        for r in 0..rows {
+            let to = (d * padded + r) * h;
+            let from = at(first + r, l, d);
+            dh[to..to + h].copy_from_slice(&grad[from..from + h]);
+            if shape.final_rows() == 2 {
+                let from = at(first + r, l + 1, d);
+                dc[to..to + h].copy_from_slice(&grad[from..from + h]);
+            }
         }
     }
-    let mut rows_dhp = vec![0.0f32; padded * gw];
-    let mut packed = vec![0.0f32; padded * gw];
+    // This step's ∂L/∂hp per row (zero for rows without a step) and the states it
+    // started from: the operands of both products.
+    let mut dhp = vec![0.0f32; padded * gw];
+    let mut h_prev = Panels::new(padded, h, |_, _| 0.0);
+    let mut prev_rows = vec![0.0f32; padded * h];
+    let mut packed = vec![0.0f32; padded * gw.max(h)];
+    let mut packed_t = vec![0.0f32; gw_pad * padded];
     let mut through_w = vec![0.0f32; padded * ldc];
-    let mut own_dhp = vec![0.0f32; if dhp.is_empty() { 0 } else { gw }];
+    let mut grad_w = vec![0.0f32; dirs * gw_pad * ldc];
+    let mut grad_b = vec![0.0f32; dirs * gw];
     let lens = &lengths[first..first + rows];
     let steps = lens.iter().copied().max().unwrap_or(0);
     for k in (0..steps).rev() {
-        for (r, &len_r) in lens.iter().enumerate() {
-            let row = &mut rows_dhp[r * gw..(r + 1) * gw];
-            let Some(t) = shape.position(dir, len_r, k) else {
-                row.fill(0.0);
-                continue;
-            };
-            let dh_r = &mut dh[r * h..(r + 1) * h];
-            let g = &grad[at(first + r, t)..at(first + r, t) + h];
-            for (a, &b) in dh_r.iter_mut().zip(g) {
-                *a += b;
-            }
-            let x = &mut dx[(r * l + t) * gw..(r * l + t + 1) * gw];
-            let kept = &saved[(r * l + t) * s..(r * l + t + 1) * s];
-            if dhp.is_empty() {
-                cells::step_backward(shape.kind, kept, dh_r, &mut dc[r * h..(r + 1) * h], x, row);
-            } else {
+        for d in 0..dirs {
+            let dh_d = &mut dh[d * padded * h..(d + 1) * padded * h];
+            let dc_d = &mut dc[d * padded * h..(d + 1) * padded * h];
+            for (r, &len_r) in lens.iter().enumerate() {
+                let row = &mut dhp[r * gw..(r + 1) * gw];
+                let prev = &mut prev_rows[r * h..(r + 1) * h];
+                let Some(t) = shape.position(d, len_r, k) else {
+                    row.fill(0.0);
+                    prev.fill(0.0);
+                    continue;
+                };
+                let dh_r = &mut dh_d[r * h..(r + 1) * h];
+                let g = at(first + r, t, d);
+                for (a, &v) in dh_r.iter_mut().zip(&grad[g..g + h]) {
+                    *a += v;
+                }
+                let kept = &saved[((r * dirs + d) * l + t) * s..((r * dirs + d) * l + t + 1) * s];
+                let x = ((r * l + t) * dirs + d) * gw;
                 cells::step_backward(
                     shape.kind,
                     kept,
                     dh_r,
-                    &mut dc[r * h..(r + 1) * h],
-                    x,
-                    &mut own_dhp,
+                    &mut dc_d[r * h..(r + 1) * h],
+                    &mut dx[x..x + gw],
+                    row,
                 );
-                row.copy_from_slice(&own_dhp);
-                dhp[(r * l + t) * gw..(r * l + t + 1) * gw].copy_from_slice(&own_dhp);
+                prev.copy_from_slice(&kept[s - h..]);
             }
-        }
-        pack_rows(&rows_dhp, gw, padded, gw, &mut packed);
-        multiply(&packed, padded, weights, None, &mut through_w, ldc);
-        for r in 0..rows {
-            for (a, &b) in dh[r * h..(r + 1) * h]
-                .iter_mut()
-                .zip(&through_w[r * ldc..r * ldc + h])
-            {
-                *a += b;
+            // ∂L/∂h_{t−1} += δ·W_hh.
+            pack_rows(padded, gw, |i, p| dhp[i * gw + p], &mut packed);
+            multiply(
+                &packed,
+                padded,
+                &weights[d],
+                Start::Zero,
+                &mut through_w,
+                ldc,
+            );
+            for r in 0..rows {
+                let dh_r = &mut dh_d[r * h..(r + 1) * h];
+                for (a, &v) in dh_r.iter_mut().zip(&through_w[r * ldc..r * ldc + h]) {
+                    *a += v;
+                }
+            }
+            // ∂L/∂W_hh += δᵀ·h_{t−1}, ∂L/∂b_hh += Σ δ.
+            pack_rows(
+                gw_pad,
+                padded,
+                |j, r| if j < gw { dhp[r * gw + j] } else { 0.0 },
+                &mut packed_t,
+            );
+            h_prev.fill(|r, p| prev_rows[r * h + p]);
+            let gw_d = &mut grad_w[d * gw_pad * ldc..(d + 1) * gw_pad * ldc];
+            multiply(&packed_t, gw_pad, &h_prev, Start::Accumulate, gw_d, ldc);
+            for row in dhp.chunks_exact(gw).take(rows) {
+                for (a, &v) in grad_b[d * gw..(d + 1) * gw].iter_mut().zip(row) {
+                    *a += v;
+                }
             }
         }
     }
+    (grad_w, grad_b)
 }
