@@ -36,7 +36,8 @@ enum Workload {
     /// prefix output) on [B, L, E], MSE against a target. Defaults B 4, H 4, L 4096, E 256.
     AarenTrainStep,
     /// The scan alone, trained: scores [B,H,L] and values [B,H,L,E/H] → every prefix
-    /// output, the gradient of Σ output ⊙ R back to both. Defaults as aaren-train-step.
+    /// output by the fused operation, the gradient of Σ output ⊙ R back to both (the
+    /// reverse scan). Defaults as aaren-train-step.
     AarenScanTrainStep,
     /// The Aaren layer over [B, L, E] by the parallel scan.
     AarenParallel,

@@ -2,7 +2,7 @@
 //! Aaren layer, and the Aaren scan's forward and backward alone.
 
 use anyhow::Result;
-use attnkit::aaren::{AarenConfig, prefix_attention};
+use attnkit::aaren::{AarenConfig, prefix_attention_fused};
 use attnkit::layers::{TorchLinear, TorchLinearConfig};
 use attnkit::recurrent::{Recurrent, RecurrentConfig, RecurrentKind};
 use attnkit::train::{OptimizerConfig, cross_entropy, materialize, mse};
@@ -118,7 +118,7 @@ pub(super) fn aaren_scan(
     let v = Tensor::<4>::random([b, h, l, d], normal, &ad).require_grad();
     let r = Tensor::<4>::random([b, h, l, d], normal, &ad);
     time_runs(runs, || {
-        let out = prefix_attention(s.clone(), v.clone(), None)?;
+        let out = prefix_attention_fused(s.clone(), v.clone(), None)?;
         let grads = (out * r.clone()).sum().backward();
         let gs = s.grad(&grads);
         let gv = v.grad(&grads);

@@ -32,11 +32,13 @@
 //! | --- | --- |
 //! | [`state`] | one head's state: identity, combine, update, output, a whole sequence |
 //! | [`compensated`] | the update with compensated (Kahan) sums |
+//! | [`gradient`] | every prefix output and its gradient, one pass each way |
 //! | [`stream`] | [`AarenStream`], the allocation-free stream over a state buffer |
 //! | [`folded_layer`] | a whole layer per token, its query folded into the keys |
 
 pub mod compensated;
 pub mod folded_layer;
+pub mod gradient;
 pub mod state;
 pub mod stream;
 

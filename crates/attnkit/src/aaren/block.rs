@@ -31,8 +31,8 @@ pub struct AarenEncoderConfig {
     /// LayerNorm epsilon. Default: 1e-5.
     #[config(default = 1e-5)]
     pub layer_norm_eps: f64,
-    /// How the Aaren layers compute. Default: parallel.
-    #[config(default = "AarenMode::Parallel")]
+    /// How the Aaren layers compute. Default: fused.
+    #[config(default = "AarenMode::Fused")]
     pub mode: AarenMode,
     /// Blocks in an [`AarenEncoder`]. Default: 1.
     #[config(default = 1)]

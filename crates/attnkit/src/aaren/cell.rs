@@ -256,8 +256,15 @@ impl AarenCell {
         Ok((out, AarenState::from_elements(prefixes)))
     }
 
-    /// Every prefix output by the fused CPU kernel (inference only; see
-    /// [`AarenMode::Fused`](super::AarenMode::Fused)).
+    /// Every prefix output by the fused CPU kernels (see
+    /// [`AarenMode::Fused`](super::AarenMode::Fused)): scores from the query folded into
+    /// the key projection (`x · (W_kᵀ q_h) / √d`, one column per head instead of a full
+    /// key projection), values in the projection's token-major layout, then one pass per
+    /// sequence. With gradients (an autodiff device) the pass is the operation of
+    /// [`scan_operation`](super::scan_operation), whose backward is a reverse scan; a
+    /// starting state that itself carries gradients, or a float type other than f32,
+    /// takes [`forward_parallel`](Self::forward_parallel) instead. The returned state
+    /// carries no gradient.
     ///
     /// - `x`: `[B, L, E]`; `mask`: `[B, L]`, `true` = padding
     /// - `state`: where to start (the empty prefix if `None`)
@@ -266,18 +273,69 @@ impl AarenCell {
     /// # Errors
     ///
     /// [`AttnError::Shape`] if `x`, `mask` or `state` does not match the others or the
-    /// cell;
-    /// [`AttnError::Config`] if the tensors carry gradients (the fused form is inference
-    /// only).
+    /// cell.
     pub fn forward_fused(
         &self,
         x: Tensor<3>,
         mask: Option<&Tensor<2, Bool>>,
         state: Option<AarenState>,
     ) -> Result<(Tensor<4>, AarenState)> {
-        let (s, v, state) = self.start_token_major(x, mask, state)?;
-        // The values stay in the projection's layout: no transpose copy before the scan.
-        super::fused::scan_fused_token_major(s, v, mask, state)
+        let training = x.is_tracked()
+            || self.query.val().is_tracked()
+            || self.in_proj_weight.val().is_tracked();
+        if training {
+            let state_tracked = state
+                .as_ref()
+                .is_some_and(|s| s.m.is_tracked() || s.c.is_tracked() || s.a.is_tracked());
+            if state_tracked || x.dtype() != burn::tensor::DType::F32 {
+                return self.forward_parallel(x, mask, state);
+            }
+        }
+        let [b, l, _] = x.dims();
+        let (s, v, state) = self.start_folded(x, mask, state)?;
+        if !training {
+            // The values stay in the projection's layout: no transpose copy first.
+            return super::fused::scan_fused_token_major(s, v, mask, state);
+        }
+        let h = self.num_heads;
+        let s = match mask {
+            Some(mask) => {
+                let m = mask.clone().unsqueeze_dim::<3>(1).expand([b, h, l]);
+                s.mask_fill(m, f32::NEG_INFINITY)
+            }
+            None => s,
+        };
+        let (out, state) = super::scan_operation::aaren_scan(s, v, state);
+        Ok((out.swap_dims(1, 2), state))
+    }
+
+    /// Scores by the folded query `[B, H, L]`, values `[B, L, H, d]` and the checked
+    /// starting state.
+    fn start_folded(
+        &self,
+        x: Tensor<3>,
+        mask: Option<&Tensor<2, Bool>>,
+        state: Option<AarenState>,
+    ) -> Result<(Tensor<3>, Tensor<4>, AarenState)> {
+        let e = self.embed_dim;
+        check_shape("x", &x.dims(), &[None, None, Some(e)], &["B", "L", "E"])?;
+        let [b, l, _] = x.dims();
+        let (h, d) = (self.num_heads, self.d_head());
+        let (wk, bk) = self.block(1);
+        let (wv, bv) = self.block(2);
+        let q = self.query_heads();
+        // u_h = W_k,hᵀ q_h and c_h = b_k,h · q_h: s_th = (x_t · u_h + c_h) / √d.
+        let u = q
+            .clone()
+            .unsqueeze_dim::<3>(1)
+            .matmul(wk.reshape([h, d, e]))
+            .reshape([h, e]);
+        let c = (q * bk.reshape([h, d])).sum_dim(1).reshape([h]);
+        let scale = 1.0 / (d as f64).sqrt();
+        let s = (torch_linear(x.clone(), u, Some(c)) * scale).swap_dims(1, 2);
+        let v = torch_linear(x, wv, Some(bv)).reshape([b, l, h, d]);
+        let state = self.check_start(b, l, mask, state)?;
+        Ok((s, v, state))
     }
 
     /// The many-to-one output o_N in one shot (no recurrence, no scan):
@@ -316,6 +374,19 @@ impl AarenCell {
     ) -> Result<(Tensor<3>, Tensor<4>, AarenState)> {
         let [b, l, _] = x.dims();
         let (s, v) = self.scores_values_token_major(x)?;
+        let state = self.check_start(b, l, mask, state)?;
+        Ok((s, v, state))
+    }
+
+    /// The mask's shape checked against `[B, L]`; the starting state (the empty prefix
+    /// if `None`) checked against `[B, H, d]`.
+    fn check_start(
+        &self,
+        b: usize,
+        l: usize,
+        mask: Option<&Tensor<2, Bool>>,
+        state: Option<AarenState>,
+    ) -> Result<AarenState> {
         if let Some(mask) = mask {
             check_shape(
                 "key_padding_mask",
@@ -331,7 +402,7 @@ impl AarenCell {
             &[Some(b), Some(self.num_heads), Some(self.d_head())],
             &["B", "H", "d"],
         )?;
-        Ok((s, v, state))
+        Ok(state)
     }
 }
 

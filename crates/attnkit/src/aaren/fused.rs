@@ -157,8 +157,8 @@ fn scan_fused_in(
 ) -> Result<(Tensor<4>, AarenState)> {
     if s.is_tracked() || v.is_tracked() {
         return Err(AttnError::Config(
-            "Aaren mode `fused` computes on the host and carries no gradients; train with \
-             `parallel` (or `iterative`) and switch to `fused` for inference"
+            "the fused Aaren scan trains in f32 only; train f64 models with mode `parallel` \
+             (or `iterative`)"
                 .into(),
         ));
     }
@@ -177,9 +177,10 @@ fn scan_fused_in(
     }
 }
 
-/// [`prefix_attention`](super::prefix_attention) by the fused CPU kernel: the same
-/// outputs, computed by one sequential pass per (sequence, head) over threads.
-/// Inference only (it refuses tensors that carry gradients).
+/// [`prefix_attention`](super::prefix_attention) by the fused CPU kernels: the same
+/// outputs, computed by one sequential pass per (sequence, head) over threads. On
+/// tensors that carry gradients (f32) it is the operation of
+/// [`scan_operation`](super::scan_operation), whose backward is a reverse scan.
 ///
 /// - `scores`: `[B, H, L]`; `values`: `[B, H, L, D]`; `mask`: `[B, L]`, `true` = ignore
 /// - returns: `[B, H, L, D]`
@@ -187,7 +188,7 @@ fn scan_fused_in(
 /// # Errors
 ///
 /// [`AttnError::Shape`] if an input's shape is not the one above.
-/// [`AttnError::Config`] if the tensors carry gradients (the fused form is inference only).
+/// [`AttnError::Config`] if f64 tensors carry gradients (the fused form trains in f32).
 pub fn prefix_attention_fused(
     scores: Tensor<3>,
     values: Tensor<4>,
@@ -206,6 +207,18 @@ pub fn prefix_attention_fused(
         crate::error::check_shape("mask", &m.dims(), &[Some(b), Some(l)], &["B", "L"])?;
     }
     let state = AarenState::empty(b, h, dims[3], &scores.device());
+    let training = scores.is_tracked() || values.is_tracked();
+    if training && scores.dtype() == DType::F32 && values.dtype() == DType::F32 {
+        let scores = match mask {
+            Some(m) => scores.mask_fill(
+                m.clone().unsqueeze_dim::<3>(1).expand([b, h, l]),
+                f32::NEG_INFINITY,
+            ),
+            None => scores,
+        };
+        let (out, _) = super::scan_operation::aaren_scan(scores, values.swap_dims(1, 2), state);
+        return Ok(out.swap_dims(1, 2));
+    }
     Ok(scan_fused(scores, values, mask, state)?.0)
 }
 

@@ -19,13 +19,17 @@ use crate::store::{TensorStore, TorchWeights};
 pub enum AarenMode {
     /// Token by token through the recurrent cell: L sequential steps.
     Iterative,
-    /// The parallel prefix scan: ⌈log₂ L⌉ whole-sequence steps. The default (training).
-    #[default]
+    /// The parallel prefix scan (Hillis–Steele): ⌈log₂ L⌉ whole-sequence steps, each a
+    /// handful of tensor operations that autodiff records — O(L log L) time and memory
+    /// in training. The reference the fused form is tested against.
     Parallel,
-    /// Inference on the CPU: projections as matrix products, then one sequential pass
-    /// per (sequence, head) over contiguous memory, the pairs spread over threads
-    /// ([`attnkit_kernels::aaren::scan_head`]). The fastest form on a CPU; it carries
-    /// no gradients, so a model being trained refuses it.
+    /// The default. Projections as matrix products (the query folded into the key
+    /// projection), then one sequential pass per sequence over the projection's own
+    /// layout, sequences spread over threads; in training the pass is one backend
+    /// operation whose backward is a reverse scan, O(L·d) per head
+    /// ([`scan_operation`](super::scan_operation)). The fastest form on a CPU, for
+    /// inference and training.
+    #[default]
     Fused,
 }
 
@@ -50,8 +54,8 @@ pub struct AarenConfig {
     pub embed_dim: usize,
     /// Heads H; must divide E.
     pub num_heads: usize,
-    /// How the prefix outputs are computed. Default: parallel.
-    #[config(default = "AarenMode::Parallel")]
+    /// How the prefix outputs are computed. Default: fused.
+    #[config(default = "AarenMode::Fused")]
     pub mode: AarenMode,
 }
 

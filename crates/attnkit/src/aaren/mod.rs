@@ -40,6 +40,7 @@ mod fused;
 pub mod kernel_stream;
 pub mod layer;
 pub mod scan;
+pub mod scan_operation;
 pub mod state;
 
 pub use block::{AarenEncoder, AarenEncoderBlock, AarenEncoderConfig};
