@@ -16,7 +16,8 @@ bilstm-train-step | bigru-train-step (embedding, bidirectional LSTM/GRU, last hi
 states of both directions, linear to 2 classes, cross-entropy, Adam step; defaults
 --batch 64 --len 200 --embed 50 --hidden 64 --vocab 20000), aaren-train-step (the Aaren
 layer with its scan, MSE backward, Adam step; defaults --batch 4 --heads 4 --len 4096
---embed 256).
+--embed 256), aaren-scan-train-step (the scan alone, forward and backward by autograd
+from the gradient of sum(output * R); same defaults).
 """
 import argparse
 import json
@@ -111,6 +112,7 @@ def main():
         "bilstm-train-step": rnn,
         "bigru-train-step": rnn,
         "aaren-train-step": {"batch": 4, "heads": 4, "len": 4096, "embed": 256},
+        "aaren-scan-train-step": {"batch": 4, "heads": 4, "len": 4096, "embed": 256},
     }.get(a.workload, {})
     for k, v in base.items():
         if getattr(a, k) is None:
@@ -183,6 +185,15 @@ def main():
             loss = ((layer(x) - y) ** 2).mean()
             loss.backward()
             opt.step()
+        times = timed(a.runs, step)
+    elif a.workload == "aaren-scan-train-step":
+        s = torch.randn(B, H, L, requires_grad=True)
+        v = torch.randn(B, H, L, E // H, requires_grad=True)
+        r = torch.randn(B, H, L, E // H)
+
+        def step():
+            s.grad, v.grad = None, None
+            (aaren_scan(s, v) * r).sum().backward()
         times = timed(a.runs, step)
     elif a.workload in ("aaren-parallel", "aaren-iterative", "aaren-fused"):
         # PyTorch has no fused form: the peer of `aaren-fused` is its scan.
