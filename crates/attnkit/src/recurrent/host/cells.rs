@@ -6,7 +6,7 @@
 //!
 //! | kind | kept per step (`saved_len` numbers) |
 //! | --- | --- |
-//! | LSTM | σ(i), σ(f), tanh(g), σ(o), c_t, c_{t−1}, h_{t−1} (7H) |
+//! | LSTM | σ(i), σ(f), tanh(g), σ(o), tanh(c_t), c_{t−1}, h_{t−1} (7H) |
 //! | GRU | r, z, n, W_hn·h + b_hn, h_{t−1} (5H) |
 //! | RNN | h_t, h_{t−1} (2H) |
 //!
@@ -74,15 +74,16 @@ pub(crate) fn step(
                 let o = sigmoid(xp[3 * n + j] + hp[3 * n + j]);
                 let c_prev = c[j];
                 let c_new = f * c_prev + i * g;
+                let tc = tanh(c_new);
                 saved[j] = i;
                 saved[n + j] = f;
                 saved[2 * n + j] = g;
                 saved[3 * n + j] = o;
-                saved[4 * n + j] = c_new;
+                saved[4 * n + j] = tc;
                 saved[5 * n + j] = c_prev;
                 saved[6 * n + j] = h[j];
                 c[j] = c_new;
-                h[j] = o * tanh(c_new);
+                h[j] = o * tc;
             }
         }
         RecurrentKind::Gru => {
@@ -135,8 +136,7 @@ pub(crate) fn step_backward(
             assert!(dc.len() >= n);
             for j in 0..n {
                 let (i, f, g, o) = (saved[j], saved[n + j], saved[2 * n + j], saved[3 * n + j]);
-                let (c_t, c_prev) = (saved[4 * n + j], saved[5 * n + j]);
-                let tc = tanh(c_t);
+                let (tc, c_prev) = (saved[4 * n + j], saved[5 * n + j]);
                 let d_o = dh[j] * tc;
                 let d_c = dc[j] + dh[j] * o * (1.0 - tc * tc);
                 let (ai, af) = (d_c * g * i * (1.0 - i), d_c * c_prev * f * (1.0 - f));
