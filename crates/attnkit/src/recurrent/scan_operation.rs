@@ -148,7 +148,7 @@ impl RecurrentScanOps for Flex {
         );
         let (g, k, w) = (values(grad), values(kept), values(w_hh));
         let run = host::backward(&shape, slice(&g), slice(&k), slice(&w), &spec.lengths);
-        if let Ok(buffer) = k.into_vec::<f32>() {
+        if let Ok(buffer) = k.try_into_vec::<f32>() {
             host::return_kept(buffer);
         }
         let tensor = |v: Vec<f32>, dims: &[usize]| {
