@@ -67,6 +67,7 @@ fn every_model_learns_a_separable_corpus() {
             batch_size: 16,
             optimizer: OptimizerConfig::Adam { lr: 2e-2 },
             seed: 3,
+            dropout: 0.0,
         };
         let g = (embedding == EmbeddingKind::Glove).then_some(&glove);
         let run = SentimentTraining::new(
@@ -106,6 +107,7 @@ fn training_through_the_multithreaded_loader_learns() {
         batch_size: 16,
         optimizer: OptimizerConfig::Adam { lr: 2e-2 },
         seed: 3,
+        dropout: 0.0,
     };
     let run = SentimentTraining::new(
         config,
@@ -150,6 +152,7 @@ fn bad_lengths_are_refused() {
             batch_size: 2,
             optimizer: OptimizerConfig::Adam { lr: 1e-3 },
             seed: 0,
+            dropout: 0.0,
         };
         // GloVe rows that do not fill [vocab, dim] are refused, not a panic.
         let err = SentimentNet::new(&config, 5, Some((&[0.0; 7], 2)), &device)
@@ -184,6 +187,7 @@ fn reviews_of_another_length_are_refused() {
         batch_size: 16,
         optimizer: OptimizerConfig::Adam { lr: 1e-3 },
         seed: 0,
+        dropout: 0.0,
     };
     let short = encode(&train, &vocab, 8);
     let err = SentimentTraining::new(config.clone(), &vocab, None, short.clone(), &Device::flex())

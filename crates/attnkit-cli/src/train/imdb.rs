@@ -59,6 +59,10 @@ pub struct ImdbArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 2e-3)]
     lr: f64,
+    /// Dropout on the word vectors and on the features the classifier reads (training
+    /// only)
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f64,
     /// Use only this many training reviews (0 = all), for quick runs.
     #[arg(long, default_value_t = 0)]
     limit: usize,
@@ -139,6 +143,7 @@ pub fn run(args: ImdbArgs) -> Result<()> {
             batch_size: args.batch,
             optimizer: OptimizerConfig::Adam { lr: args.lr },
             seed,
+            dropout: args.dropout,
         };
         let g = glove.as_ref().filter(|_| embedding == EmbeddingKind::Glove);
         let mut task = SentimentTraining::new(

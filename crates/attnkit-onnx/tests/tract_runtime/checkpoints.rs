@@ -99,6 +99,7 @@ fn sentiment_checkpoints_export_whole() {
             batch_size: 8,
             optimizer: OptimizerConfig::Adam { lr: 1e-2 },
             seed: 2,
+            dropout: 0.0,
         };
         let mut run = SentimentTraining::new(config, &vocab, None, train.clone(), &device).unwrap();
         for _ in 0..run.steps_per_epoch().unwrap() {

@@ -77,6 +77,10 @@ pub struct SentimentConfig {
     pub optimizer: OptimizerConfig,
     /// Seed.
     pub seed: u64,
+    /// Dropout probability on the word vectors and on the features the classifier reads
+    /// (training only). 0 in checkpoints written before it existed.
+    #[serde(default)]
+    pub dropout: f64,
 }
 
 /// Encoded reviews: token ids `[N, max_len]`, true lengths, labels.

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use burn::module::Param;
-use burn::nn::{Embedding, EmbeddingConfig, Initializer};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer};
 use burn::prelude::*;
 
 use super::{SentimentConfig, SentimentModel};
@@ -29,6 +29,8 @@ pub struct SentimentNet {
     pub aaren: Option<Aaren>,
     /// Features → 2 classes.
     pub classifier: TorchLinear,
+    /// On the word vectors and on the features (training only).
+    pub dropout: Dropout,
 }
 
 impl SentimentNet {
@@ -110,6 +112,7 @@ impl SentimentNet {
             query,
             aaren,
             classifier: TorchLinearConfig::new(features, 2).init(device),
+            dropout: DropoutConfig::new(config.dropout).init(),
         })
     }
 
@@ -181,7 +184,7 @@ impl SentimentNet {
             });
         }
         let device = ids.device();
-        let x = self.embedding.forward(ids);
+        let x = self.dropout.forward(self.embedding.forward(ids));
         let pad: Vec<bool> = lengths
             .iter()
             .flat_map(|&n| (0..l).map(move |t| t >= n))
@@ -214,6 +217,6 @@ impl SentimentNet {
         } else {
             return Err(AttnError::Config("no sequence model configured".into()));
         };
-        self.classifier.forward(features)
+        self.classifier.forward(self.dropout.forward(features))
     }
 }

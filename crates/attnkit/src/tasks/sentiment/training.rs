@@ -73,6 +73,12 @@ impl SentimentTraining {
                 config.batch_size, config.max_len
             )));
         }
+        if !(0.0..1.0).contains(&config.dropout) {
+            return Err(AttnError::Config(format!(
+                "dropout must be in [0, 1), got {}",
+                config.dropout
+            )));
+        }
         train.check("training reviews", config.max_len)?;
         let device = device.clone().autodiff();
         device.seed(config.seed);
