@@ -79,9 +79,9 @@ impl Workload {
             }
             Workload::SdpaFused => Some(4.0 * b * l * l * e),
             // The key, value and output projections.
-            Workload::AarenParallel | Workload::AarenIterative | Workload::AarenFused => {
-                Some(6.0 * b * l * e * e)
-            }
+            Workload::AarenParallel | Workload::AarenIterative => Some(6.0 * b * l * e * e),
+            // The value and output projections: the query is folded into the keys.
+            Workload::AarenFused => Some(4.0 * b * l * e * e),
             Workload::Gemm => Some(2.0 * b * l * e * e),
             _ => None,
         }
