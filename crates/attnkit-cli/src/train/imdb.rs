@@ -27,7 +27,7 @@ A checkpoint is saved after every epoch; --resume continues each run from its ch
 (with --compare, runs without a checkpoint start fresh).
 
 Example:
-  attnkit train imdb --data attnkit-data --model bilstm --embedding glove --epochs 3 --summary imdb.json"
+  attnkit train imdb --data attnkit-data --model bilstm --embedding glove --summary imdb.json"
 )]
 pub struct ImdbArgs {
     #[command(flatten)]
@@ -44,8 +44,10 @@ pub struct ImdbArgs {
     /// Word vectors: glove (fine-tuned) or onehot.
     #[arg(long, default_value = "glove", value_parser = parse_lowercase::<EmbeddingKind>)]
     embedding: EmbeddingKind,
-    /// Passes over the training reviews.
-    #[arg(long, default_value_t = 3)]
+    /// Passes over the training reviews. The test accuracy reported is that of the
+    /// network after the epoch with the best validation accuracy (saved as
+    /// imdb-MODEL-EMBEDDING-best.ckpt).
+    #[arg(long, default_value_t = 8)]
     epochs: u64,
     /// Hidden width.
     #[arg(long, default_value_t = 64)]
@@ -61,7 +63,7 @@ pub struct ImdbArgs {
     lr: f64,
     /// Dropout on the word vectors and on the features the classifier reads (training
     /// only)
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.5)]
     dropout: f64,
     /// Use only this many training reviews (0 = all), for quick runs.
     #[arg(long, default_value_t = 0)]
@@ -163,6 +165,16 @@ pub fn run(args: ImdbArgs) -> Result<()> {
         }
         let per_epoch = task.steps_per_epoch().unwrap_or(steps_per_epoch);
         let ckpt_path = out.join(format!("imdb-{}-{}.ckpt", name(&model), name(&embedding)));
+        let best_path = out.join(format!(
+            "imdb-{}-{}-best.ckpt",
+            name(&model),
+            name(&embedding)
+        ));
+        if !args.common.resume {
+            // A fresh run: a best network left by an earlier one is not this run's.
+            let _ = std::fs::remove_file(&best_path);
+        }
+        let task = task.with_best_checkpoint(best_path.clone());
         // With --compare, a run that has no checkpoint yet starts fresh.
         let resume = args.common.resume && (!args.compare || ckpt_path.exists());
         let plan = TrainPlan::by_epochs(args.epochs, per_epoch, Some(ckpt_path.clone()))?;
@@ -201,14 +213,18 @@ pub fn run(args: ImdbArgs) -> Result<()> {
             print_logs: true,
         })?;
         let run = trainer.task();
-        let eval_accuracy = run.evaluate(&test_enc)?;
+        // The network of the epoch with the best validation accuracy (model selection on
+        // the validation reviews; the test reviews are read once, here).
+        let eval_accuracy = run.evaluate_best(&test_enc)?;
+        let (best_step, best_val) = run.best_epoch().unwrap_or((trainer.step(), f64::NAN));
+        let best_epoch = best_step / per_epoch.max(1);
         let step_seconds = trainer.step_seconds();
         let tokens_per_second = tokens_per_epoch as f64 * trainer.steps_this_run() as f64
             / per_epoch.max(1) as f64
             / step_seconds.max(1e-9);
         bar.suspend(|| {
             println!(
-                "{label}: test accuracy {eval_accuracy:.4} ({} reviews), {} parameters, {:.0}s training, {:.0} tokens/s",
+                "{label}: test accuracy {eval_accuracy:.4} ({} reviews) at epoch {best_epoch} (best validation accuracy, {best_val:.4}), {} parameters, {:.0}s training, {:.0} tokens/s",
                 test.len(),
                 run.num_params(),
                 step_seconds,
@@ -235,6 +251,9 @@ pub fn run(args: ImdbArgs) -> Result<()> {
             "tokens_per_second": tokens_per_second,
             "parameters": run.num_params(),
             "eval_accuracy": eval_accuracy,
+            "best_epoch": best_epoch,
+            "best_val_accuracy": best_val,
+            "best_checkpoint": best_path,
             "history": history,
             "config": config,
             "checkpoint": ckpt_path,

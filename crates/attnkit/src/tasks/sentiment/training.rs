@@ -1,9 +1,9 @@
 //! Training a sentiment network: shuffled mini-batches of encoded reviews, or batches
 //! from a Burn data loader whose workers tokenize while the model trains.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex};
 
 use attnkit_kernels::rng::SplitMix64;
 use burn::data::dataloader::DataLoader;
@@ -38,6 +38,18 @@ pub struct SentimentTraining {
     /// The current epoch's batches from the loader's thread, and how many were taken.
     feed: Option<(Receiver<std::result::Result<ReviewBatch, String>>, u64)>,
     steps: u64,
+    /// The network at the epoch with the best validation accuracy so far (set by
+    /// `validate`, which the loop calls with `&self`), and where it is saved.
+    best: Mutex<Option<Best>>,
+    best_path: Option<PathBuf>,
+}
+
+/// The best validation epoch's network.
+#[derive(Debug, Clone)]
+struct Best {
+    val_accuracy: f64,
+    step: u64,
+    model: SentimentNet,
 }
 
 impl std::fmt::Debug for SentimentTraining {
@@ -114,7 +126,41 @@ impl SentimentTraining {
             loader: None,
             feed: None,
             steps: 0,
+            best: Mutex::new(None),
+            best_path: None,
         })
+    }
+
+    /// Saves the network of the best validation epoch so far at `path` (atomically,
+    /// each time it changes), so that a resumed run still knows it; [`Self::evaluate_best`]
+    /// evaluates it.
+    pub fn with_best_checkpoint(mut self, path: PathBuf) -> Self {
+        self.best_path = Some(path);
+        self
+    }
+
+    /// The step and validation accuracy of the best validation epoch so far.
+    pub fn best_epoch(&self) -> Option<(u64, f64)> {
+        self.best
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|b| (b.step, b.val_accuracy))
+    }
+
+    /// Accuracy on `data` of the network of the best validation epoch (model selection
+    /// on the validation reviews; the current network when there is no validation).
+    ///
+    /// # Errors
+    /// As [`Self::evaluate`].
+    pub fn evaluate_best(&self, data: &Encoded) -> Result<f64> {
+        let best = self.best.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match best {
+            Some(b) => evaluate_model(&b.model, &self.config, data, |d, rows, dev| {
+                self.batch(d, rows, dev)
+            }),
+            None => self.evaluate(data),
+        }
     }
 
     /// Validates on `data` at every logging point (`val_accuracy`).
@@ -251,18 +297,30 @@ impl SentimentTraining {
     /// If `data` is not encoded at the run's `max_len` (see [`Encoded::check`]), or
     /// whatever the model refuses.
     pub fn evaluate(&self, data: &Encoded) -> Result<f64> {
-        data.check("reviews", self.config.max_len)?;
-        let model = self.model.valid();
-        let device = model.classifier.weight.val().device();
-        let n = data.labels.len();
-        let rows: Vec<usize> = (0..n).collect();
-        let mut correct = 0.0;
-        for chunk in rows.chunks(256) {
-            let (ids, lengths, labels) = self.batch(data, chunk, &device);
-            correct += accuracy(model.forward(ids, &lengths)?, labels) * chunk.len() as f64;
-        }
-        Ok(correct / n.max(1) as f64)
+        evaluate_model(&self.model, &self.config, data, |d, rows, dev| {
+            self.batch(d, rows, dev)
+        })
     }
+}
+
+/// Accuracy of `model` on encoded reviews, in batches of 256 without autodiff.
+fn evaluate_model(
+    model: &SentimentNet,
+    config: &SentimentConfig,
+    data: &Encoded,
+    batch: impl Fn(&Encoded, &[usize], &Device) -> (Tensor<2, Int>, Vec<usize>, Tensor<1, Int>),
+) -> Result<f64> {
+    data.check("reviews", config.max_len)?;
+    let model = model.valid();
+    let device = model.classifier.weight.val().device();
+    let n = data.labels.len();
+    let rows: Vec<usize> = (0..n).collect();
+    let mut correct = 0.0;
+    for chunk in rows.chunks(256) {
+        let (ids, lengths, labels) = batch(data, chunk, &device);
+        correct += accuracy(model.forward(ids, &lengths)?, labels) * chunk.len() as f64;
+    }
+    Ok(correct / n.max(1) as f64)
 }
 
 impl TrainingTask for SentimentTraining {
@@ -289,6 +347,11 @@ impl TrainingTask for SentimentTraining {
             Some(loader) => self.next_loader_batch(loader)?,
             None => self.next_encoded_batch(),
         };
+        if self.config.dropout > 0.0 {
+            // Dropout draws from the device's generator: seeding it from the run's own
+            // (which checkpoints keep) makes a resumed run draw the same masks.
+            self.device.seed(self.rng.next_u64());
+        }
         let logits = self.model.forward(ids, &lengths)?;
         let acc = accuracy(logits.clone().detach(), labels.clone());
         let loss = cross_entropy(logits, labels)?;
@@ -299,12 +362,31 @@ impl TrainingTask for SentimentTraining {
         Ok(vec![("loss", l), ("accuracy", acc)])
     }
 
-    /// `val_accuracy` on the validation reviews, if the run has them.
+    /// `val_accuracy` on the validation reviews, if the run has them; a better one than
+    /// any before makes this network the best (saved where
+    /// [`SentimentTraining::with_best_checkpoint`] says).
     fn validate(&self) -> Result<Metrics> {
-        match &self.validation {
-            Some(data) => Ok(vec![("val_accuracy", self.evaluate(data)?)]),
-            None => Ok(Vec::new()),
+        let Some(data) = &self.validation else {
+            return Ok(Vec::new());
+        };
+        let acc = self.evaluate(data)?;
+        let mut best = self.best.lock().unwrap_or_else(|e| e.into_inner());
+        if best.as_ref().is_none_or(|b| acc > b.val_accuracy) {
+            if let Some(path) = &self.best_path {
+                let mut header = header_for(self, self.steps);
+                header.extra["best_val_accuracy"] = json!(acc);
+                let [vocab_len, dim] = self.model.embedding.weight.val().dims();
+                header.extra["vocab_len"] = json!(vocab_len);
+                header.extra["embedding_dim"] = json!(dim);
+                Checkpoint::new(header, &self.model, Vec::new())?.save(path)?;
+            }
+            *best = Some(Best {
+                val_accuracy: acc,
+                step: self.steps,
+                model: self.model.clone(),
+            });
         }
+        Ok(vec![("val_accuracy", acc)])
     }
 
     fn checkpoint(&self, mut header: CheckpointHeader) -> Result<Checkpoint> {
@@ -325,6 +407,28 @@ impl TrainingTask for SentimentTraining {
         self.steps = ckpt.header.step;
         self.cursor = 0;
         self.feed = None;
+        // The best epoch so far, as the run saved it (a best epoch after this checkpoint
+        // was not reached in this history).
+        let best = match &self.best_path {
+            Some(p) if p.exists() => {
+                let saved = Checkpoint::load(p)?;
+                let val = saved.header.extra["best_val_accuracy"].as_f64();
+                match val {
+                    Some(v) if saved.header.step <= self.steps => {
+                        let (_, model) =
+                            SentimentNet::from_checkpoint(&saved, p, &self.device.clone().inner())?;
+                        Some(Best {
+                            val_accuracy: v,
+                            step: saved.header.step,
+                            model: model.fork(&self.device),
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        *self.best.lock().unwrap_or_else(|e| e.into_inner()) = best;
         Ok(())
     }
 }
