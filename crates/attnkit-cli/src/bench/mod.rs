@@ -8,7 +8,7 @@ use attnkit::attention::{
     AttentionMask, MultiHeadAttentionConfig, ScaledDotProductAttentionConfig,
 };
 use attnkit::recurrent::RecurrentKind;
-use attnkit::tasks::counting::{CountConfig, CountTraining};
+use attnkit::tasks::counting::{CountConfig, CountTraining, Mixer};
 use attnkit::train::{OptimizerConfig, TrainingTask, materialize, mse};
 use attnkit_kernels::kv_cache::KvCacheDecoder;
 use burn::prelude::*;
@@ -144,6 +144,9 @@ pub struct BenchArgs {
     /// mha-train-step with a causal mask (query i sees keys j <= i).
     #[arg(long)]
     causal: bool,
+    /// count-train with an Aaren encoder in place of self-attention.
+    #[arg(long)]
+    aaren: bool,
     /// Threads of the compute pool (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -211,6 +214,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     );
     if args.causal && args.workload != Workload::MhaTrainStep {
         bail!("--causal applies to mha-train-step only");
+    }
+    if args.aaren && args.workload != Workload::CountTrain {
+        bail!("--aaren applies to count-train only");
     }
     if b == 0 || h == 0 || l == 0 || e == 0 || e % h != 0 || args.runs == 0 {
         bail!(
@@ -414,7 +420,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Workload::AarenTrainStep => train_steps::aaren_layer(b, h, l, e, args.runs, &device)?,
         Workload::AarenScanTrainStep => train_steps::aaren_scan(b, h, l, e, args.runs, &device)?,
         Workload::CountTrain => {
-            let mut run = CountTraining::new(CountConfig::default(), &device)?;
+            let mut config = CountConfig::default();
+            if args.aaren {
+                config.mixer = Mixer::Aaren;
+            }
+            let mut run = CountTraining::new(config, &device)?;
             time_runs(args.runs, || {
                 run.train_step()?;
                 Ok(())
@@ -431,7 +441,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .map(|v| v.get_name().to_string())
         .unwrap_or_default();
     let shape = match args.workload {
-        Workload::CountTrain => json!({"batch": 64, "len": 7, "embed": 64, "heads": 4}),
+        Workload::CountTrain => {
+            json!({"batch": 64, "len": 7, "embed": 64, "heads": 4, "aaren": args.aaren})
+        }
         Workload::BilstmTrainStep | Workload::BigruTrainStep => json!({
             "batch": b, "len": l, "embed": e, "hidden": args.hidden, "vocab": args.vocab
         }),
