@@ -206,3 +206,59 @@ fn reviews_of_another_length_are_refused() {
     assert!(run.with_validation(short).is_err());
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Model selection on the validation reviews: after training, `best_epoch` is the epoch
+/// whose validation accuracy the history shows highest (the first such), its network is
+/// saved, and `evaluate_best` on the validation reviews gives that accuracy back; with
+/// dropout the run still learns the corpus.
+#[test]
+fn the_best_validation_epoch_is_kept() {
+    let root = corpus("best");
+    let train = load_reviews(&root, Split::Train, 0.0, 0).unwrap();
+    let tokens: Vec<Vec<String>> = train.iter().map(|r| tokenize(&r.text)).collect();
+    let vocab = Vocabulary::build(tokens.iter().map(|t| t.as_slice()), 1, 100);
+    let val = load_reviews(&root, Split::Test, 0.0, 0).unwrap();
+    let config = SentimentConfig {
+        model: SentimentModel::Bilstm,
+        embedding: EmbeddingKind::Onehot,
+        hidden: 8,
+        max_len: 16,
+        batch_size: 16,
+        optimizer: OptimizerConfig::Adam { lr: 2e-2 },
+        seed: 5,
+        dropout: 0.3,
+    };
+    let best_path = root.join("best.ckpt");
+    let run = SentimentTraining::new(
+        config,
+        &vocab,
+        None,
+        encode(&train, &vocab, 16),
+        &Device::flex(),
+    )
+    .unwrap()
+    .with_validation(encode(&val, &vocab, 16))
+    .unwrap()
+    .with_best_checkpoint(best_path.clone());
+    let per_epoch = train.len().div_ceil(16) as u64;
+    let mut trainer =
+        Trainer::new(run, TrainPlan::by_epochs(12, per_epoch, None).unwrap()).unwrap();
+    trainer.run(&mut ()).unwrap();
+    let vals: Vec<f64> = trainer
+        .history()
+        .iter()
+        .map(|r| r.get("val_accuracy").unwrap())
+        .collect();
+    let top = vals.iter().cloned().fold(f64::MIN, f64::max);
+    let first = vals.iter().position(|&v| v == top).unwrap() as u64 + 1;
+    let (step, acc) = trainer.task().best_epoch().unwrap();
+    assert_eq!((step / per_epoch, acc), (first, top), "history {vals:?}");
+    assert!(best_path.exists());
+    let again = trainer
+        .task()
+        .evaluate_best(&encode(&val, &vocab, 16))
+        .unwrap();
+    assert_eq!(again, top);
+    assert!(top >= 0.9, "validation accuracies {vals:?}");
+    let _ = std::fs::remove_dir_all(&root);
+}
