@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use attnkit::data::{Glove, Split, Vocabulary, load_reviews, tokenize};
 use attnkit::tasks::sentiment::{
-    EmbeddingKind, SentimentConfig, SentimentModel, SentimentTraining, encode,
+    EmbeddingKind, KeepTokens, SentimentConfig, SentimentModel, SentimentTraining, encode,
 };
 use attnkit::train::{OptimizerConfig, TrainPlan, Trainer, TrainingTask};
 use attnkit_kernels::rng::SplitMix64;
@@ -68,6 +68,7 @@ fn every_model_learns_a_separable_corpus() {
             optimizer: OptimizerConfig::Adam { lr: 2e-2 },
             seed: 3,
             dropout: 0.0,
+            keep: KeepTokens::First,
         };
         let g = (embedding == EmbeddingKind::Glove).then_some(&glove);
         let run = SentimentTraining::new(
@@ -108,6 +109,7 @@ fn training_through_the_multithreaded_loader_learns() {
         optimizer: OptimizerConfig::Adam { lr: 2e-2 },
         seed: 3,
         dropout: 0.0,
+        keep: KeepTokens::First,
     };
     let run = SentimentTraining::new(
         config,
@@ -153,6 +155,7 @@ fn bad_lengths_are_refused() {
             optimizer: OptimizerConfig::Adam { lr: 1e-3 },
             seed: 0,
             dropout: 0.0,
+            keep: KeepTokens::First,
         };
         // GloVe rows that do not fill [vocab, dim] are refused, not a panic.
         let err = SentimentNet::new(&config, 5, Some((&[0.0; 7], 2)), &device)
@@ -188,6 +191,7 @@ fn reviews_of_another_length_are_refused() {
         optimizer: OptimizerConfig::Adam { lr: 1e-3 },
         seed: 0,
         dropout: 0.0,
+        keep: KeepTokens::First,
     };
     let short = encode(&train, &vocab, 8);
     let err = SentimentTraining::new(config.clone(), &vocab, None, short.clone(), &Device::flex())
@@ -227,6 +231,7 @@ fn the_best_validation_epoch_is_kept() {
         optimizer: OptimizerConfig::Adam { lr: 2e-2 },
         seed: 5,
         dropout: 0.3,
+        keep: KeepTokens::First,
     };
     let best_path = root.join("best.ckpt");
     let run = SentimentTraining::new(
@@ -261,4 +266,37 @@ fn the_best_validation_epoch_is_kept() {
     assert_eq!(again, top);
     assert!(top >= 0.9, "validation accuracies {vals:?}");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// `keep: last` keeps a long review's last `max_len` tokens, `first` its first; short
+/// reviews are the same either way.
+#[test]
+fn longer_reviews_keep_their_first_or_last_tokens() {
+    use attnkit::data::Review;
+    use attnkit::tasks::sentiment::encode_keeping;
+    let text = "one two three four five six";
+    let reviews = vec![
+        Review {
+            text: text.into(),
+            label: 1,
+            path: "long.txt".into(),
+        },
+        Review {
+            text: "two".into(),
+            label: 0,
+            path: "short.txt".into(),
+        },
+    ];
+    let tokens: Vec<Vec<String>> = reviews.iter().map(|r| tokenize(&r.text)).collect();
+    let vocab = Vocabulary::build(tokens.iter().map(|t| t.as_slice()), 1, 100);
+    let ids = |words: &[&str]| -> Vec<i64> {
+        let w: Vec<String> = words.iter().map(|s| s.to_string()).collect();
+        vocab.encode(&w, 3).into_iter().map(|i| i as i64).collect()
+    };
+    let first = encode_keeping(&reviews, &vocab, 3, KeepTokens::First);
+    let last = encode_keeping(&reviews, &vocab, 3, KeepTokens::Last);
+    assert_eq!(&first.ids[..3], &ids(&["one", "two", "three"])[..]);
+    assert_eq!(&last.ids[..3], &ids(&["four", "five", "six"])[..]);
+    assert_eq!(first.ids[3..], last.ids[3..]);
+    assert_eq!((first.lengths, last.lengths), (vec![3, 1], vec![3, 1]));
 }

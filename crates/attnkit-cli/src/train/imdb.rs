@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use attnkit::data::{Glove, ReviewLoaderConfig, Split, Vocabulary, load_reviews, tokenize};
 use attnkit::store::write_atomically;
 use attnkit::tasks::sentiment::{
-    EmbeddingKind, SentimentConfig, SentimentModel, SentimentTraining, encode,
+    EmbeddingKind, KeepTokens, SentimentConfig, SentimentModel, SentimentTraining, encode_keeping,
 };
 use attnkit::train::{OptimizerConfig, TrainPlan, Trainer, TrainingTask};
 use burn::prelude::*;
@@ -65,6 +65,9 @@ pub struct ImdbArgs {
     /// only)
     #[arg(long, default_value_t = 0.5)]
     dropout: f64,
+    /// Which tokens of a review longer than --max-len are kept: first or last
+    #[arg(long, default_value = "first", value_parser = parse_lowercase::<KeepTokens>)]
+    keep: KeepTokens,
     /// Use only this many training reviews (0 = all), for quick runs.
     #[arg(long, default_value_t = 0)]
     limit: usize,
@@ -123,9 +126,9 @@ pub fn run(args: ImdbArgs) -> Result<()> {
         None
     };
     let (train_enc, val_enc, test_enc) = (
-        encode(&train, &vocab, args.max_len),
-        encode(&val, &vocab, args.max_len),
-        encode(&test, &vocab, args.max_len),
+        encode_keeping(&train, &vocab, args.max_len, args.keep),
+        encode_keeping(&val, &vocab, args.max_len, args.keep),
+        encode_keeping(&test, &vocab, args.max_len, args.keep),
     );
     let tokens_per_epoch: usize = train_enc.lengths.iter().sum();
     let steps_per_epoch = train.len().div_ceil(args.batch) as u64;
@@ -146,6 +149,7 @@ pub fn run(args: ImdbArgs) -> Result<()> {
             optimizer: OptimizerConfig::Adam { lr: args.lr },
             seed,
             dropout: args.dropout,
+            keep: args.keep,
         };
         let g = glove.as_ref().filter(|_| embedding == EmbeddingKind::Glove);
         let mut task = SentimentTraining::new(
@@ -158,6 +162,7 @@ pub fn run(args: ImdbArgs) -> Result<()> {
         .with_validation(val_enc.clone())?;
         if args.workers > 0 {
             let loader = ReviewLoaderConfig::new(args.batch, args.max_len)
+                .with_keep(args.keep)
                 .with_shuffle(Some(seed))
                 .with_workers(args.workers)
                 .init(train.clone(), vocab_arc.clone(), task.device())?;

@@ -67,7 +67,8 @@ fn counting_checkpoint_exports_whole() {
 fn sentiment_checkpoints_export_whole() {
     use attnkit::data::Vocabulary;
     use attnkit::tasks::sentiment::{
-        EmbeddingKind, Encoded, SentimentConfig, SentimentModel, SentimentNet, SentimentTraining,
+        EmbeddingKind, Encoded, KeepTokens, SentimentConfig, SentimentModel, SentimentNet,
+        SentimentTraining,
     };
     use attnkit::train::{Checkpoint, OptimizerConfig, TrainingTask};
     use burn::prelude::{Int, Tensor, TensorData};
@@ -100,6 +101,7 @@ fn sentiment_checkpoints_export_whole() {
             optimizer: OptimizerConfig::Adam { lr: 1e-2 },
             seed: 2,
             dropout: 0.0,
+            keep: KeepTokens::First,
         };
         let mut run = SentimentTraining::new(config, &vocab, None, train.clone(), &device).unwrap();
         for _ in 0..run.steps_per_epoch().unwrap() {

@@ -30,6 +30,7 @@ use burn::prelude::*;
 
 use super::{Review, Vocabulary};
 use crate::error::{AttnError, Result};
+use crate::tasks::sentiment::KeepTokens;
 
 /// Reviews as a Burn [`Dataset`].
 #[derive(Debug, Clone)]
@@ -75,19 +76,31 @@ pub struct ReviewBatch {
 pub struct ReviewBatcher {
     vocab: Arc<Vocabulary>,
     max_len: usize,
+    keep: KeepTokens,
 }
 
 impl ReviewBatcher {
-    /// A batcher with `vocab`, cutting reviews at `max_len` tokens.
+    /// A batcher with `vocab`, cutting reviews at their first `max_len` tokens.
     pub fn new(vocab: Arc<Vocabulary>, max_len: usize) -> Self {
-        Self { vocab, max_len }
+        Self {
+            vocab,
+            max_len,
+            keep: KeepTokens::First,
+        }
+    }
+
+    /// The same batcher keeping the first or the last `max_len` tokens.
+    pub fn with_keep(mut self, keep: KeepTokens) -> Self {
+        self.keep = keep;
+        self
     }
 }
 
 impl Batcher<Review, ReviewBatch> for ReviewBatcher {
     fn batch(&self, items: Vec<Review>, device: &Device) -> ReviewBatch {
         let n = items.len();
-        let enc = crate::tasks::sentiment::encode(&items, &self.vocab, self.max_len);
+        let enc =
+            crate::tasks::sentiment::encode_keeping(&items, &self.vocab, self.max_len, self.keep);
         ReviewBatch {
             ids: Tensor::from_data(TensorData::new(enc.ids, [n, self.max_len]), device),
             lengths: enc.lengths,
@@ -109,6 +122,8 @@ pub struct ReviewLoaderConfig {
     /// thread, in order. With workers, batches arrive in the order they finish, so a
     /// run is reproducible only with 0.
     pub workers: usize,
+    /// Which tokens of a longer review are kept. Default: the first.
+    pub keep: KeepTokens,
 }
 
 impl ReviewLoaderConfig {
@@ -119,6 +134,7 @@ impl ReviewLoaderConfig {
             max_len,
             shuffle: None,
             workers: 0,
+            keep: KeepTokens::First,
         }
     }
 
@@ -131,6 +147,12 @@ impl ReviewLoaderConfig {
     /// Sets the number of worker threads.
     pub fn with_workers(mut self, workers: usize) -> Self {
         self.workers = workers;
+        self
+    }
+
+    /// Keeps the first or the last `max_len` tokens of longer reviews.
+    pub fn with_keep(mut self, keep: KeepTokens) -> Self {
+        self.keep = keep;
         self
     }
 
@@ -151,9 +173,10 @@ impl ReviewLoaderConfig {
                 self.batch_size, self.max_len
             )));
         }
-        let mut builder = DataLoaderBuilder::new(ReviewBatcher::new(vocab, self.max_len))
-            .batch_size(self.batch_size)
-            .set_device(device.clone());
+        let mut builder =
+            DataLoaderBuilder::new(ReviewBatcher::new(vocab, self.max_len).with_keep(self.keep))
+                .batch_size(self.batch_size)
+                .set_device(device.clone());
         if let Some(seed) = self.shuffle {
             builder = builder.shuffle(seed);
         }

@@ -60,6 +60,30 @@ pub enum EmbeddingKind {
     Onehot,
 }
 
+/// Which tokens of a review longer than `max_len` are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeepTokens {
+    /// The first `max_len` (the review's opening).
+    #[default]
+    First,
+    /// The last `max_len` (where a review usually gives its verdict).
+    Last,
+}
+
+impl std::str::FromStr for KeepTokens {
+    type Err = crate::AttnError;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "first" => Ok(Self::First),
+            "last" => Ok(Self::Last),
+            other => Err(crate::AttnError::Config(format!(
+                "keep must be `first` or `last`, got `{other}`"
+            ))),
+        }
+    }
+}
+
 /// A sentiment run's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SentimentConfig {
@@ -81,6 +105,10 @@ pub struct SentimentConfig {
     /// (training only). 0 in checkpoints written before it existed.
     #[serde(default)]
     pub dropout: f64,
+    /// Which tokens of a longer review are kept. `first` in checkpoints written before
+    /// it existed.
+    #[serde(default)]
+    pub keep: KeepTokens,
 }
 
 /// Encoded reviews: token ids `[N, max_len]`, true lengths, labels.
@@ -120,8 +148,19 @@ impl Encoded {
     }
 }
 
-/// Tokenises and encodes `reviews` with `vocab`, truncating to `max_len`.
+/// Tokenises and encodes `reviews` with `vocab`, truncating to their first `max_len`
+/// tokens.
 pub fn encode(reviews: &[Review], vocab: &Vocabulary, max_len: usize) -> Encoded {
+    encode_keeping(reviews, vocab, max_len, KeepTokens::First)
+}
+
+/// [`encode`], keeping the first or the last `max_len` tokens of longer reviews.
+pub fn encode_keeping(
+    reviews: &[Review],
+    vocab: &Vocabulary,
+    max_len: usize,
+    keep: KeepTokens,
+) -> Encoded {
     let mut out = Encoded {
         ids: Vec::with_capacity(reviews.len() * max_len),
         lengths: Vec::with_capacity(reviews.len()),
@@ -129,9 +168,13 @@ pub fn encode(reviews: &[Review], vocab: &Vocabulary, max_len: usize) -> Encoded
     };
     for r in reviews {
         let tokens = tokenize(&r.text);
+        let tokens = match keep {
+            KeepTokens::First => &tokens[..],
+            KeepTokens::Last => &tokens[tokens.len().saturating_sub(max_len)..],
+        };
         out.lengths.push(tokens.len().clamp(1, max_len));
         out.ids
-            .extend(vocab.encode(&tokens, max_len).into_iter().map(|i| i as i64));
+            .extend(vocab.encode(tokens, max_len).into_iter().map(|i| i as i64));
         out.labels.push(i64::from(r.label));
     }
     out
