@@ -66,7 +66,7 @@ pub struct ImdbArgs {
     #[arg(long, default_value_t = 0.5)]
     dropout: f64,
     /// Which tokens of a review longer than --max-len are kept: first or last
-    #[arg(long, default_value = "first", value_parser = parse_lowercase::<KeepTokens>)]
+    #[arg(long, default_value = "last", value_parser = parse_lowercase::<KeepTokens>)]
     keep: KeepTokens,
     /// Use only this many training reviews (0 = all), for quick runs.
     #[arg(long, default_value_t = 0)]
