@@ -4,7 +4,7 @@
 //! Composed from Burn's ops, a layer records a dozen small operations per step (the
 //! recurrent product, gate slices, sigmoid, tanh, the state update, the padding
 //! blend) and autodiff replays each backwards: thousands of nodes for one sequence and
-//! most of a training step's time. As one operation ([`host`](super::host) kernels):
+//! most of a training step's time. As one operation (the host kernels of `recurrent/host/`):
 //!
 //! - forward: the input projections of every step and direction are one matrix product
 //!   (done before, by the caller); then per step one packed product over the block of
