@@ -22,6 +22,10 @@ fn every_workload_prints_the_contract_object() {
         ("aaren-stream", "100"),
         ("kv-cache-decode", "100"),
         ("count-train", "16"),
+        ("bilstm-train-step", "16"),
+        ("bigru-train-step", "16"),
+        ("aaren-train-step", "16"),
+        ("aaren-scan-train-step", "16"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_attnkit"))
             .args([
@@ -55,7 +59,9 @@ fn every_workload_prints_the_contract_object() {
             }
             "sdpa-fused" => Some(4.0 * 2.0 * 256.0 * 8.0),
             "gemm" => Some(2.0 * 2.0 * 16.0 * 64.0),
-            "aaren-parallel" | "aaren-iterative" | "aaren-fused" => Some(6.0 * 2.0 * 16.0 * 64.0),
+            "aaren-parallel" | "aaren-iterative" => Some(6.0 * 2.0 * 16.0 * 64.0),
+            // The query is folded into the keys: the value and output projections.
+            "aaren-fused" => Some(4.0 * 2.0 * 16.0 * 64.0),
             _ => None,
         };
         match want_gflop {
@@ -72,7 +78,51 @@ fn every_workload_prints_the_contract_object() {
             _ => None,
         };
         assert_eq!(v["gbytes"].as_f64(), want_bytes.map(|b| b / 1e9), "{v}");
+        let recurrent = workload == "bilstm-train-step" || workload == "bigru-train-step";
+        match v["tokens_per_s"].as_f64() {
+            Some(t) => {
+                assert!(recurrent, "{v}");
+                assert!((t - 2.0 * 16.0 / (med / 1e3)).abs() <= 1e-9 * t, "{v}");
+            }
+            None => assert!(!recurrent, "{v}"),
+        }
     }
+}
+
+/// `--causal` and `--aaren` name the workloads they apply to, and are refused elsewhere.
+#[test]
+fn workload_flags_are_refused_where_they_do_not_apply() {
+    for (workload, flag) in [("gemm", "--causal"), ("mha-forward", "--aaren")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_attnkit"))
+            .args([
+                "bench", workload, flag, "--len", "16", "--embed", "8", "--runs", "1",
+            ])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("applies to"), "{err}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_attnkit"))
+        .args([
+            "bench",
+            "mha-train-step",
+            "--causal",
+            "--batch",
+            "2",
+            "--heads",
+            "2",
+        ])
+        .args(["--len", "16", "--embed", "8", "--runs", "2", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["shape"]["causal"], true);
 }
 
 #[test]
