@@ -418,8 +418,9 @@ def toy_imdb(root, rng):
 
 def check_sentiment(attnkit, tmp, failures):
     """Every sentiment model x {GloVe, one-hot} trained on a toy corpus by
-    `attnkit train imdb --compare`, exported from its checkpoint, and run here on the
-    test reviews (encoded with the run's imdb-vocab.txt): the accuracy onnxruntime
+    `attnkit train imdb --compare`, exported from the checkpoint of its best validation
+    epoch, and run here on the test reviews (encoded with the run's imdb-vocab.txt,
+    truncated as the run's config says): the accuracy onnxruntime
     gets must equal the one the run reported (allowing one review of difference for
     a near-tie between the two logits)."""
     rng = np.random.default_rng(1)
@@ -443,17 +444,25 @@ def check_sentiment(attnkit, tmp, failures):
         for name in sorted(os.listdir(d)):
             tokens = open(os.path.join(d, name)).read().replace("<br />", " ").split()
             reviews.append((tokens, label))
-    ids = np.zeros((len(reviews), max_len), np.int64)
-    lengths = np.zeros(len(reviews), np.int64)
-    for i, (tokens, _) in enumerate(reviews):
-        tokens = tokens[:max_len]
-        ids[i, : len(tokens)] = [vocab.get(t, 1) for t in tokens]
-        lengths[i] = max(1, len(tokens))
     labels = np.array([label for _, label in reviews])
+
+    def encode(keep):
+        # As the run encoded them: the first or the last max_len tokens of longer reviews.
+        ids = np.zeros((len(reviews), max_len), np.int64)
+        lengths = np.zeros(len(reviews), np.int64)
+        for i, (tokens, _) in enumerate(reviews):
+            tokens = tokens[-max_len:] if keep == "last" else tokens[:max_len]
+            ids[i, : len(tokens)] = [vocab.get(t, 1) for t in tokens]
+            lengths[i] = max(1, len(tokens))
+        return ids, lengths
+
     for run in runs:
         name = f"imdb-{run['model']}-{run['embedding']}"
         path = os.path.join(tmp, name + ".onnx")
-        r = subprocess.run([attnkit, "export", "--checkpoint", run["checkpoint"], "--out", path],
+        ids, lengths = encode(run["config"].get("keep", "first"))
+        # The reported accuracy is that of the best validation epoch's network.
+        ckpt = run.get("best_checkpoint") or run["checkpoint"]
+        r = subprocess.run([attnkit, "export", "--checkpoint", ckpt, "--out", path],
                            capture_output=True, text=True)
         if r.returncode != 0:
             failures.append(f"{name}: export failed: {r.stderr.strip()}")
