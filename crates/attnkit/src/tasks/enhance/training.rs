@@ -1,0 +1,349 @@
+//! Training the enhancer: mixtures drawn on the fly (or segments of clean/noisy pairs),
+//! the negative SI-SDR of the enhanced waveform as the loss.
+
+use std::path::Path;
+
+use attnkit_audio::corpus::{Clip, MixtureSampler, Pair, load_folder, load_pairs};
+use attnkit_audio::metrics::si_sdr;
+use attnkit_audio::stft::Stft;
+use attnkit_kernels::rng::SplitMix64;
+use burn::prelude::*;
+use serde_json::{Value, json};
+
+use super::{BINS, EnhanceConfig, Enhancer, HOP, enhance_batch, features};
+use crate::error::{AttnError, Result};
+use crate::train::{Checkpoint, CheckpointHeader, Metrics, Optimizer, TrainingTask, header_for};
+
+/// Where training segments come from.
+#[derive(Debug, Clone)]
+pub enum EnhanceData {
+    /// Speech and recorded noise mixed on the fly (with babble and synthetic noise).
+    Mixing {
+        /// Speech clips.
+        speech: Vec<Clip>,
+        /// Noise clips.
+        noise: Vec<Clip>,
+    },
+    /// Segments of fixed clean/noisy pairs (VoiceBank+DEMAND and the like).
+    Pairs(Vec<Pair>),
+}
+
+fn audio_error(e: attnkit_audio::AudioError) -> AttnError {
+    AttnError::Config(e.to_string())
+}
+
+impl EnhanceData {
+    /// Loads training data and validation pairs from `dir`: the layout
+    /// `attnkit data prepare-speech` writes (`speech/train`, `noise/train`,
+    /// `valid/{clean,noisy}`), or VoiceBank+DEMAND's (`clean_trainset_wav/`,
+    /// `noisy_trainset_wav/`; every 20th pair held out for validation), or any
+    /// `clean/` and `noisy/` folder pair (likewise).
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`] naming the folder when it has none of these layouts, or a
+    /// file that cannot be read.
+    pub fn load(dir: &Path) -> Result<(Self, Vec<Pair>)> {
+        if dir.join("speech").join("train").is_dir() {
+            let speech = load_folder(&dir.join("speech").join("train")).map_err(audio_error)?;
+            let noise = load_folder(&dir.join("noise").join("train")).map_err(audio_error)?;
+            let valid = load_pairs(
+                &dir.join("valid").join("clean"),
+                &dir.join("valid").join("noisy"),
+            )
+            .map_err(audio_error)?;
+            return Ok((Self::Mixing { speech, noise }, valid));
+        }
+        let (clean, noisy) = if dir.join("clean_trainset_wav").is_dir() {
+            (
+                dir.join("clean_trainset_wav"),
+                dir.join("noisy_trainset_wav"),
+            )
+        } else if dir.join("clean").is_dir() {
+            (dir.join("clean"), dir.join("noisy"))
+        } else {
+            return Err(AttnError::Config(format!(
+                "{}: expected speech/train and noise/train (from `attnkit data prepare-speech`), \
+                 clean_trainset_wav/ and noisy_trainset_wav/ (VoiceBank+DEMAND), or clean/ and noisy/",
+                dir.display()
+            )));
+        };
+        let pairs = load_pairs(&clean, &noisy).map_err(audio_error)?;
+        let (mut train, mut valid) = (Vec::new(), Vec::new());
+        for (i, p) in pairs.into_iter().enumerate() {
+            if i % 20 == 19 {
+                valid.push(p)
+            } else {
+                train.push(p)
+            }
+        }
+        if train.is_empty() || valid.is_empty() {
+            return Err(AttnError::Config(format!(
+                "{}: need at least 20 pairs (19 to train on, 1 to validate), got {}",
+                noisy.display(),
+                train.len() + valid.len()
+            )));
+        }
+        Ok((Self::Pairs(train), valid))
+    }
+
+    /// One (noisy, clean) segment of `len` samples.
+    fn segment(
+        &self,
+        config: &EnhanceConfig,
+        len: usize,
+        rng: &mut SplitMix64,
+    ) -> (Vec<f32>, Vec<f32>) {
+        match self {
+            Self::Mixing { speech, noise } => {
+                let m = MixtureSampler {
+                    speech,
+                    noise,
+                    snr_db: config.snr_db,
+                    babble: 0.15,
+                    synthetic: 0.25,
+                    level_db: (-35.0, -15.0),
+                }
+                .sample(len, rng);
+                (m.noisy, m.clean)
+            }
+            Self::Pairs(pairs) => {
+                let p = &pairs[rng.below(pairs.len() as u64) as usize];
+                let start = if p.clean.len() > len {
+                    rng.below((p.clean.len() - len) as u64) as usize
+                } else {
+                    0
+                };
+                let take = |x: &[f32]| -> Vec<f32> {
+                    (0..len)
+                        .map(|i| x.get(start + i).copied().unwrap_or(0.0))
+                        .collect()
+                };
+                (take(&p.noisy), take(&p.clean))
+            }
+        }
+    }
+}
+
+/// The negative mean SI-SDR (dB) of `estimate` against `target`, both `[B, N]`.
+fn negative_si_sdr(estimate: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
+    let eps = 1e-8;
+    let estimate = estimate.clone() - estimate.mean_dim(1);
+    let target = target.clone() - target.mean_dim(1);
+    let dot = (estimate.clone() * target.clone()).sum_dim(1);
+    let energy = target.clone().powi_scalar(2).sum_dim(1) + eps;
+    let projection = target * (dot / energy);
+    let residual = estimate - projection.clone();
+    let ratio =
+        (projection.powi_scalar(2).sum_dim(1) + eps) / (residual.powi_scalar(2).sum_dim(1) + eps);
+    let db = ratio.log() * (10.0 / std::f64::consts::LN_10);
+    -db.mean().reshape([1])
+}
+
+/// The enhancement task as the training loop runs it.
+pub struct EnhanceTraining {
+    config: EnhanceConfig,
+    model: Enhancer,
+    optimizer: Optimizer,
+    rng: SplitMix64,
+    step: u64,
+    device: Device,
+    data: EnhanceData,
+    valid: Vec<Pair>,
+    noisy_si_sdr: f64,
+    basis_cos: Tensor<2>,
+    basis_sin: Tensor<2>,
+}
+
+impl std::fmt::Debug for EnhanceTraining {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnhanceTraining")
+            .field("config", &self.config)
+            .field("step", &self.step)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnhanceTraining {
+    /// A fresh run on `data`, validated on (the first `config.validation_pairs` of)
+    /// `valid`, on `device`'s autodiff.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Config`] if the configuration is out of range, the data has no
+    /// clips, or there are no validation pairs.
+    pub fn new(
+        config: EnhanceConfig,
+        data: EnhanceData,
+        valid: Vec<Pair>,
+        device: &Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        let empty = match &data {
+            EnhanceData::Mixing { speech, .. } => speech.is_empty(),
+            EnhanceData::Pairs(p) => p.is_empty(),
+        };
+        if empty || valid.is_empty() {
+            return Err(AttnError::Config(
+                "enhancement needs training clips and validation pairs".into(),
+            ));
+        }
+        let mut valid = valid;
+        valid.truncate(config.validation_pairs.max(1));
+        let mut noisy = 0.0;
+        for p in &valid {
+            noisy += si_sdr(&p.noisy, &p.clean).map_err(audio_error)?;
+        }
+        let noisy_si_sdr = noisy / valid.len() as f64;
+        let device = device.clone().autodiff();
+        device.seed(config.seed);
+        let model = Enhancer::new(&config, &device)?;
+        crate::train::materialize(&model);
+        let optimizer = config.optimizer.init()?;
+        let (cos, sin) = Stft::speech().synthesis_basis();
+        let inner = device.clone().inner();
+        Ok(Self {
+            rng: SplitMix64::new(config.seed),
+            basis_cos: Tensor::from_data(TensorData::new(cos, [BINS, 2 * HOP]), &inner),
+            basis_sin: Tensor::from_data(TensorData::new(sin, [BINS, 2 * HOP]), &inner),
+            config,
+            model,
+            optimizer,
+            step: 0,
+            device,
+            data,
+            valid,
+            noisy_si_sdr,
+        })
+    }
+
+    /// The run's configuration.
+    pub fn config(&self) -> &EnhanceConfig {
+        &self.config
+    }
+
+    /// The network without autodiff tracking.
+    pub fn inference_model(&self) -> Enhancer {
+        self.model.valid()
+    }
+
+    /// Mean SI-SDR (dB) of the validation pairs' noisy signals.
+    pub fn noisy_si_sdr(&self) -> f64 {
+        self.noisy_si_sdr
+    }
+
+    /// Mean SI-SDR (dB) of the enhanced validation signals.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the network refuses.
+    pub fn validation_si_sdr(&self) -> Result<f64> {
+        let model = self.inference_model();
+        let device = self.device.clone().inner();
+        let mut total = 0.0;
+        for chunk in self.valid.chunks(20) {
+            let noisy: Vec<&[f32]> = chunk.iter().map(|p| p.noisy.as_slice()).collect();
+            let out = enhance_batch(&model, &noisy, &device)?;
+            for (o, p) in out.iter().zip(chunk) {
+                total += si_sdr(o, &p.clean).map_err(audio_error)?;
+            }
+        }
+        Ok(total / self.valid.len() as f64)
+    }
+}
+
+impl TrainingTask for EnhanceTraining {
+    fn name(&self) -> &'static str {
+        "enhance"
+    }
+
+    fn config_json(&self) -> Value {
+        json!(self.config)
+    }
+
+    fn steps_per_epoch(&self) -> Option<u64> {
+        None
+    }
+
+    /// One step on a fresh batch of segments: `loss` (negative SI-SDR, dB) and `si_sdr`.
+    fn train_step(&mut self) -> Result<Metrics> {
+        let (b, t) = (self.config.batch_size, self.config.segment_frames);
+        let len = HOP * (t + 1);
+        let stft = Stft::speech();
+        let mut feats = Vec::with_capacity(b * t * BINS);
+        let mut re = Vec::with_capacity(b * t * BINS);
+        let mut im = Vec::with_capacity(b * t * BINS);
+        let mut target = Vec::with_capacity(b * HOP * (t - 1));
+        for _ in 0..b {
+            let (noisy, clean) = self.data.segment(&self.config, len, &mut self.rng);
+            let spec = stft.analyze(&noisy);
+            debug_assert_eq!(spec.frames, t);
+            feats.extend(features(&spec.re, &spec.im));
+            re.extend_from_slice(&spec.re);
+            im.extend_from_slice(&spec.im);
+            target.extend_from_slice(&clean[HOP..HOP * t]);
+        }
+        let d = &self.device;
+        let tensor = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [b, t, BINS]), d);
+        let gains = self.model.forward(tensor(feats))?;
+        let (re, im) = (tensor(re), tensor(im));
+        let frames = (gains.clone() * re)
+            .reshape([b * t, BINS])
+            .matmul(self.basis_cos.clone().autodiff())
+            + (gains * im)
+                .reshape([b * t, BINS])
+                .matmul(self.basis_sin.clone().autodiff());
+        let frames = frames.reshape([b, t, 2 * HOP]);
+        // Block j of the interior is frame j + 1's first half plus frame j's second half.
+        let first = frames.clone().slice([0..b, 1..t, 0..HOP]);
+        let second = frames.slice([0..b, 0..t - 1, HOP..2 * HOP]);
+        let estimate = (first + second).reshape([b, HOP * (t - 1)]);
+        let target = Tensor::<2>::from_data(TensorData::new(target, [b, HOP * (t - 1)]), d);
+        let loss = negative_si_sdr(estimate, target);
+        let loss_value = loss.clone().into_scalar::<f32>() as f64;
+        if !loss_value.is_finite() {
+            return Err(AttnError::Config(format!(
+                "the loss is {loss_value} at step {}: lower the learning rate",
+                self.step + 1
+            )));
+        }
+        let model = self.model.clone();
+        self.model = self.optimizer.step(model, loss);
+        self.step += 1;
+        Ok(vec![("loss", loss_value), ("si_sdr", -loss_value)])
+    }
+
+    /// `val_si_sdr` (dB) of the enhanced validation pairs and `val_gain`, its
+    /// improvement over the noisy signals.
+    fn validate(&self) -> Result<Metrics> {
+        let s = self.validation_si_sdr()?;
+        Ok(vec![("val_si_sdr", s), ("val_gain", s - self.noisy_si_sdr)])
+    }
+
+    fn checkpoint(&self, mut header: CheckpointHeader) -> Result<Checkpoint> {
+        (header.rng_state, header.rng_spare) = self.rng.snapshot();
+        Checkpoint::new(header, &self.model, self.optimizer.state_bytes()?)
+    }
+
+    fn restore(&mut self, ckpt: &Checkpoint, path: &Path) -> Result<()> {
+        let plain = Enhancer::new(&self.config, &self.device.clone().inner())?;
+        self.model = ckpt.load_model(plain, path)?.train();
+        let optimizer = self.config.optimizer.init()?;
+        self.optimizer = optimizer.load_state_bytes(ckpt.optimizer.clone())?;
+        self.rng = SplitMix64::restore(ckpt.header.rng_state, ckpt.header.rng_spare);
+        self.step = ckpt.header.step;
+        Ok(())
+    }
+}
+
+impl EnhanceTraining {
+    /// Steps taken.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// A header for saving outside the loop.
+    pub fn header(&self) -> CheckpointHeader {
+        header_for(self, self.step)
+    }
+}
