@@ -477,6 +477,56 @@ def check_sentiment(attnkit, tmp, failures):
     return len(runs)
 
 
+def check_enhancer(attnkit, tmp, failures):
+    """The built-in speech enhancer exported as its one-frame cell (`attnkit export
+    --enhancer built-in`), run here frame by frame in onnxruntime inside an STFT written
+    in numpy (20 ms periodic sqrt-Hann frames every 10 ms, 10 ms of zeros before the
+    signal, overlap-add): its waveform must equal `attnkit enhance` (file mode) on the
+    shipped example mixture within 2 LSB of 16-bit audio. Returns 1."""
+    import wave
+
+    out = os.path.join(tmp, "enhance-step.onnx")
+    r = subprocess.run([attnkit, "export", "--enhancer", "built-in", "--out", out],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    model, sess = session(out)
+    noisy_path = os.path.join(ROOT, "crates", "attnkit-cli", "assets", "enhance-example-noisy.wav")
+    rust_path = os.path.join(tmp, "enhanced.wav")
+    r = subprocess.run([attnkit, "enhance", "--input", noisy_path, "--output", rust_path],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+    def read(path):
+        with wave.open(path) as w:
+            return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64) / 32768.0
+
+    x, rust = read(noisy_path), read(rust_path)
+    n, hop = 320, 160
+    window = np.sin(np.pi * np.arange(n) / n)
+    blocks = -(-len(x) // hop)
+    padded = np.zeros(hop * (blocks + 2))
+    padded[hop:hop + len(x)] = x
+    states = {}
+    for i in sess.get_inputs()[1:]:
+        shape = [1 if isinstance(d, str) else d for d in i.shape]
+        states[i.name] = np.full(shape, -np.inf if i.name.startswith("state_m") else 0.0, np.float32)
+    outputs = [o.name for o in sess.get_outputs()]
+    y = np.zeros_like(padded)
+    for t in range(blocks + 1):
+        spectrum = np.fft.rfft(padded[t * hop:t * hop + n] * window)
+        features = ((np.log10(np.abs(spectrum) ** 2 + 1e-10) + 5) / 3).astype(np.float32)[None]
+        result = dict(zip(outputs, sess.run(None, {"features": features, **states})))
+        states = {k: result["next_" + k] for k in states}
+        y[t * hop:t * hop + n] += np.fft.irfft(spectrum * result["gains"][0], n) * window
+    y = y[hop:hop + len(x)]
+    lsb = np.max(np.abs(np.round(y * 32768) - np.round(rust * 32768)))
+    print(f"enhance-step.onnx: {blocks + 1} frames through onnxruntime in a numpy STFT vs "
+          f"`attnkit enhance`: max {lsb:.0f} LSB")
+    if not lsb <= 2:
+        failures.append(f"enhancer cell: {lsb} LSB from attnkit enhance")
+    return 1
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--attnkit", default=os.path.join(ROOT, "target", "release", "attnkit"))
@@ -492,6 +542,7 @@ def main():
         n, runs = check_fixtures(args.attnkit, tmp, failures)
         m = check_extras(args.attnkit, tmp, failures)
         m += check_sentiment(args.attnkit, tmp, failures)
+        m += check_enhancer(args.attnkit, tmp, failures)
         if args.checkpoints:
             m += check_counting(args.attnkit, tmp, args.checkpoints, failures)
     print(f"{LOADED['files']} files loaded: "

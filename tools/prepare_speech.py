@@ -19,7 +19,9 @@ roles (training and validation use only the first two; the last two are held out
   noise        fillets-ng-data (sound effects and music), openttd-opensfx (effects)
   test-speech  asterisk-core-sounds-ru-g722 (Russian), asterisk-prompt-fr-armelle and
                asterisk-prompt-es-co (other French and Spanish voices, 8 kHz GSM)
-  test-noise   alienblaster-data (effects), sound-theme-freedesktop (desktop sounds)
+  test-noise   alienblaster-data (alarms, shots, explosions), lincity-ng-data (city
+               ambience: traffic, industry, markets, farms, windmills),
+               extremetuxracer-data (sliding on snow, ice, mud, leaves)
 """
 import argparse
 import importlib.metadata
@@ -45,7 +47,8 @@ SOURCES = [
     ("test-speech", "armelle-fr", "asterisk-prompt-fr-armelle", "usr/share/asterisk/sounds/fr", "**/*.gsm", "gsm"),
     ("test-speech", "colombia-es", "asterisk-prompt-es-co", "usr/share/asterisk/sounds/es", "**/*.gsm", "gsm"),
     ("test-noise", "alienblaster", "alienblaster-data", "usr/share/games/alienblaster/sound", "*.wav", None),
-    ("test-noise", "freedesktop", "sound-theme-freedesktop", "usr/share/sounds/freedesktop/stereo", "*.oga", None),
+    ("test-noise", "lincity", "lincity-ng-data", "usr/share/games/lincity-ng/sounds", "*.wav", None),
+    ("test-noise", "tuxracer", "extremetuxracer-data", "usr/share/games/etr/sounds", "*.wav", None),
 ]
 
 

@@ -21,7 +21,7 @@ use attnkit_kernels::rng::SplitMix64;
 use crate::SAMPLE_RATE;
 use crate::error::{AudioError, Result};
 use crate::mix::{mix_at_snr, power};
-use crate::noise::{coloured, modulate};
+use crate::noise::{coloured, filter, impulsive, modulate, random_equalizer, tonal};
 use crate::resample::resample;
 use crate::wav::{read_wav, write_wav};
 
@@ -228,6 +228,10 @@ pub struct MixtureSampler<'a> {
     pub synthetic: f64,
     /// Mixture RMS level range in dBFS, drawn uniformly.
     pub level_db: (f64, f64),
+    /// Augmentation (training only): the probability of each of a random equaliser on
+    /// the noise, a second noise added 0–10 dB below the first, and speech band-limited
+    /// to 3.4–7 kHz as by a narrowband channel. 0 for fixed evaluation sets.
+    pub augment: f64,
 }
 
 impl MixtureSampler<'_> {
@@ -259,6 +263,54 @@ impl MixtureSampler<'_> {
         )
     }
 
+    /// One noise of `len` samples, its kind and a description.
+    fn noise_segment(&self, len: usize, rng: &mut SplitMix64) -> (NoiseKind, Vec<f32>, String) {
+        let u = rng.next_f64();
+        if u < self.babble {
+            let talkers = 3 + rng.below(4) as usize;
+            let mut sum = vec![0.0f32; len];
+            for _ in 0..talkers {
+                let s = self.speech_segment(len, rng);
+                let g = 1.0 / power(&s).max(1e-8).sqrt() as f32;
+                sum.iter_mut().zip(&s).for_each(|(a, b)| *a += g * b);
+            }
+            (
+                NoiseKind::Babble,
+                sum,
+                format!("babble of {talkers} talkers"),
+            )
+        } else if u < self.babble + self.synthetic || self.noise.is_empty() {
+            let sr = SAMPLE_RATE as f64;
+            let v = rng.next_f64();
+            if v < 0.5 {
+                let beta = rng.uniform(0.0, 2.0);
+                let mut x = coloured(len, beta, rng);
+                let mut what = format!("1/f^{beta:.2} noise");
+                if rng.next_f64() < 0.5 {
+                    let (depth, rate) = (rng.uniform(0.3, 0.9), rng.uniform(0.2, 4.0));
+                    modulate(&mut x, depth, rate, rng.uniform(0.0, 6.3), sr);
+                    what.push_str(&format!(", modulated {depth:.2} at {rate:.2} Hz"));
+                }
+                (NoiseKind::Synthetic, x, what)
+            } else if v < 0.75 {
+                (
+                    NoiseKind::Synthetic,
+                    tonal(len, sr, rng),
+                    "tonal noise".into(),
+                )
+            } else {
+                (
+                    NoiseKind::Synthetic,
+                    impulsive(len, sr, rng),
+                    "impulsive noise".into(),
+                )
+            }
+        } else {
+            let (x, name) = self.recorded(len, rng);
+            (NoiseKind::Recorded, x, name)
+        }
+    }
+
     /// Draws one mixture of `len` samples.
     ///
     /// # Panics
@@ -274,40 +326,26 @@ impl MixtureSampler<'_> {
             }
             speech = self.speech_segment(len, rng);
         }
-        let u = rng.next_f64();
-        let (kind, mut noise, what) = if u < self.babble {
-            let talkers = 3 + rng.below(4) as usize;
-            let mut sum = vec![0.0f32; len];
-            for _ in 0..talkers {
-                let s = self.speech_segment(len, rng);
-                let g = 1.0 / power(&s).max(1e-8).sqrt() as f32;
-                sum.iter_mut().zip(&s).for_each(|(a, b)| *a += g * b);
-            }
-            (
-                NoiseKind::Babble,
-                sum,
-                format!("babble of {talkers} talkers"),
-            )
-        } else if u < self.babble + self.synthetic || self.noise.is_empty() {
-            let beta = rng.uniform(0.0, 2.0);
-            let mut x = coloured(len, beta, rng);
-            let mut what = format!("1/f^{beta:.2} noise");
-            if rng.next_f64() < 0.5 {
-                let (depth, rate) = (rng.uniform(0.3, 0.9), rng.uniform(0.2, 4.0));
-                modulate(
-                    &mut x,
-                    depth,
-                    rate,
-                    rng.uniform(0.0, 6.3),
-                    SAMPLE_RATE as f64,
-                );
-                what.push_str(&format!(", modulated {depth:.2} at {rate:.2} Hz"));
-            }
-            (NoiseKind::Synthetic, x, what)
-        } else {
-            let (x, name) = self.recorded(len, rng);
-            (NoiseKind::Recorded, x, name)
-        };
+        let (kind, mut noise, mut what) = self.noise_segment(len, rng);
+        if rng.next_f64() < self.augment {
+            let eq = random_equalizer(rng);
+            filter(&mut noise, SAMPLE_RATE as f64, eq);
+            what.push_str(", equalised");
+        }
+        if rng.next_f64() < self.augment {
+            let (_, second, w) = self.noise_segment(len, rng);
+            let g = (10f64.powf(-rng.uniform(0.0, 10.0) / 20.0)
+                * (power(&noise) / power(&second).max(1e-12)).sqrt()) as f32;
+            noise.iter_mut().zip(&second).for_each(|(a, b)| *a += g * b);
+            what.push_str(&format!(" + {w}"));
+        }
+        if rng.next_f64() < self.augment {
+            let cutoff = rng.uniform(3_400.0, 7_000.0);
+            filter(&mut speech, SAMPLE_RATE as f64, |f| {
+                if f < cutoff { 1.0 } else { 0.0 }
+            });
+            what.push_str(&format!(", speech band-limited to {cutoff:.0} Hz"));
+        }
         if power(&noise) == 0.0 {
             // A silent stretch of a recording: fall back to white noise so the SNR holds.
             noise = coloured(len, 0.0, rng);
@@ -415,6 +453,7 @@ pub fn prepare_layout(
         babble: 0.15,
         synthetic: 0.25,
         level_db: (-35.0, -15.0),
+        augment: 0.0,
     };
     write_pairs(&out.join("valid"), 400, &mut rng, |rng, _| {
         valid_sampler.sample(4 * 16_000, rng)
@@ -427,6 +466,7 @@ pub fn prepare_layout(
         babble: 0.0,
         synthetic: 0.0,
         level_db: (-30.0, -20.0),
+        augment: 0.0,
     };
     write_pairs(&out.join("test"), 180, &mut rng, |rng, i| {
         let snr = [0.0, 5.0, 10.0][i % 3];
@@ -490,6 +530,7 @@ mod tests {
             babble: 0.3,
             synthetic: 0.3,
             level_db: (-30.0, -20.0),
+            augment: 0.3,
         };
         let mut rng = SplitMix64::new(1);
         let mut kinds = std::collections::HashSet::new();

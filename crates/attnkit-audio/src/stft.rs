@@ -77,7 +77,7 @@ impl Stft {
     ///
     /// [`AudioError::Config`] if `frame` is odd or below 2.
     pub fn new(frame: usize) -> Result<Self> {
-        if frame < 2 || frame % 2 != 0 {
+        if frame < 2 || !frame.is_multiple_of(2) {
             return Err(AudioError::Config(format!(
                 "the STFT frame must be even and at least 2 samples, got {frame}"
             )));
@@ -430,10 +430,9 @@ mod tests {
         let x = noise(320, 7);
         let spec = stft.analyze(&x);
         let (cos, sin) = stft.synthesis_basis();
-        let mut by_fft = vec![Complex::new(0.0, 0.0); 161];
-        for k in 0..161 {
-            by_fft[k] = Complex::new(spec.re[k], spec.im[k]);
-        }
+        let mut by_fft: Vec<Complex<f32>> = (0..161)
+            .map(|k| Complex::new(spec.re[k], spec.im[k]))
+            .collect();
         let mut frame = vec![0.0; 320];
         stft.synthesize_frame(&mut by_fft, &mut frame);
         for n in 0..320 {
@@ -459,9 +458,9 @@ mod tests {
         let mask: Vec<f32> = (0..161).map(|k| 0.2 + 0.8 * (k as f32 / 160.0)).collect();
         let mut spec = stft.analyze(&stft.pad(&x));
         for t in 0..spec.frames {
-            for k in 0..161 {
-                spec.re[t * 161 + k] *= mask[k];
-                spec.im[t * 161 + k] *= mask[k];
+            for (k, m) in mask.iter().enumerate() {
+                spec.re[t * 161 + k] *= m;
+                spec.im[t * 161 + k] *= m;
             }
         }
         let whole = stft.unpad(&stft.synthesize(&spec).unwrap(), x.len());

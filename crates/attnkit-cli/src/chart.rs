@@ -253,3 +253,73 @@ pub fn bar_chart(
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
+
+/// Spectrograms of 16 kHz signals stacked one above another (PNG, 1000 px wide): the
+/// power of each bin of a 20 ms / 10 ms STFT in dB, −100 dB (dark) to the loudest bin
+/// of all panels (bright). Written to a temporary file, then renamed.
+pub fn spectrograms(path: &Path, title: &str, panels: &[(&str, &[f32])]) -> Result<()> {
+    ensure_font()?;
+    let stft = attnkit_audio::stft::Stft::speech();
+    let specs: Vec<Vec<f32>> = panels
+        .iter()
+        .map(|(_, x)| {
+            stft.analyze(&stft.pad(x))
+                .power()
+                .iter()
+                .map(|p| 10.0 * (p + 1e-12).log10())
+                .collect()
+        })
+        .collect();
+    let bins = stft.bins();
+    let top = specs.iter().flatten().fold(f32::MIN, |m, &v| m.max(v));
+    let floor = top - 80.0;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.partial.png"));
+    {
+        let height = 60 + 260 * panels.len() as u32;
+        let root = BitMapBackend::new(&tmp, (1000, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+        let root = root
+            .titled(title, ("sans-serif", 22))
+            .map_err(|e| anyhow!("{e:?}"))?;
+        let areas = root.split_evenly((panels.len(), 1));
+        for ((area, (label, _)), spec) in areas.iter().zip(panels).zip(&specs) {
+            let frames = spec.len() / bins;
+            let seconds = frames as f64 * 0.01;
+            let mut chart = ChartBuilder::on(area)
+                .caption(*label, ("sans-serif", 18))
+                .margin(8)
+                .x_label_area_size(36)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0.0..seconds, 0.0..8.0)
+                .map_err(|e| anyhow!("{e:?}"))?;
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_desc("time (s)")
+                .y_desc("kHz")
+                .draw()
+                .map_err(|e| anyhow!("{e:?}"))?;
+            let cells = (0..frames).flat_map(|t| (0..bins).map(move |k| (t, k)));
+            chart
+                .draw_series(cells.map(|(t, k)| {
+                    let v = ((spec[t * bins + k] - floor) / (top - floor)).clamp(0.0, 1.0) as f64;
+                    // Dark blue → green → yellow, like the common perceptual maps.
+                    let color = RGBColor(
+                        (255.0 * (1.6 * v - 0.6).clamp(0.0, 1.0)) as u8,
+                        (255.0 * (1.2 * v).min(1.0) * (0.35 + 0.65 * v)) as u8,
+                        (255.0 * (0.45 * (1.0 - v) + 0.1)) as u8,
+                    );
+                    let (t0, f0) = (t as f64 * 0.01, k as f64 * 0.05);
+                    Rectangle::new([(t0, f0), (t0 + 0.01, f0 + 0.05)], color.filled())
+                }))
+                .map_err(|e| anyhow!("{e:?}"))?;
+        }
+        root.present().map_err(|e| anyhow!("{e:?}"))?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

@@ -17,7 +17,7 @@ use serde_json::json;
 
 /// The default model, built into the binary: Aaren, trained by
 /// `attnkit train enhance` (command and seed in docs/enhance.md).
-const DEFAULT_MODEL: &[u8] = include_bytes!("../models/enhance-default.safetensors");
+pub const DEFAULT_MODEL: &[u8] = include_bytes!("../models/enhance-default.safetensors");
 
 /// `attnkit enhance`.
 #[derive(Args)]
@@ -53,6 +53,10 @@ pub struct EnhanceArgs {
     /// on average, here (JSON).
     #[arg(long, requires = "reference")]
     report: Option<PathBuf>,
+    /// For one input file: write spectrograms of the noisy input, the enhanced output
+    /// and (with --reference) the clean speech to this PNG.
+    #[arg(long, conflicts_with = "stream")]
+    spectrogram: Option<PathBuf>,
 }
 
 /// The model and its configuration: from `--checkpoint`, or the built-in one.
@@ -77,6 +81,9 @@ pub fn run(args: EnhanceArgs) -> Result<()> {
         (Some(i), Some(o)) => (i, o),
         _ => bail!("--input and --output are both needed (or --stream)"),
     };
+    if args.spectrogram.is_some() && input.is_dir() {
+        bail!("--spectrogram draws one file: give --input a WAV file");
+    }
     let jobs: Vec<(PathBuf, PathBuf, Option<PathBuf>)> = if input.is_dir() {
         let files = wav_files(input)?;
         if files.is_empty() {
@@ -117,6 +124,16 @@ pub fn run(args: EnhanceArgs) -> Result<()> {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         write_wav(out, SAMPLE_RATE, &enhanced)?;
+        if let Some(png) = &args.spectrogram {
+            let clean = reference.as_deref().map(read_16k).transpose()?;
+            let mut panels: Vec<(&str, &[f32])> =
+                vec![("noisy input", &noisy), ("enhanced", &enhanced)];
+            if let Some(c) = &clean {
+                panels.push(("clean reference", c));
+            }
+            let title = format!("{} — {} model", inp.display(), config.model.name());
+            crate::chart::spectrograms(png, &title, &panels)?;
+        }
         audio_seconds += noisy.len() as f64 / SAMPLE_RATE as f64;
         if let Some(reference) = reference {
             let clean = read_16k(reference)?;

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use attnkit::store::TensorStore;
 use attnkit_onnx::{
-    ExportOptions, MaskInput, export_checkpoint, export_module, save_model, summary,
+    ExportOptions, MaskInput, export_checkpoint, export_enhancer_step, export_module, save_model,
+    summary,
 };
 use clap::Args;
 
@@ -30,15 +31,21 @@ use crate::forward::read_config;
   --checkpoint      a trained network. count: tokens [B,seq_len+2] int64 -> logits;
                     imdb: ids [B,L] int64 (0 = padding; line i of imdb-vocab.txt is the
                     word of id i) and lengths [B] int64 -> logits [B,2]
+  --enhancer        the speech enhancer (weights from `attnkit train enhance`, or
+                    `built-in`) as a one-frame cell: features [B,161] and every layer's
+                    state in (Aaren: state_a_i [B,H,d], state_c_i [B,H], state_m_i [B,H]
+                    starting at 0, 0, -inf; GRU: state_h_i [B,E] starting at 0); gains
+                    [B,161] and next_state_* out. docs/onnx.md shows the loop around it.
 
 Examples:
   attnkit export --module aaren --config '{\"embed_dim\": 8, \"num_heads\": 2, \"mode\": \"parallel\"}' \\
       --weights aaren.safetensors --out aaren.onnx
-  attnkit export --module aaren --config aaren.json --weights aaren.safetensors --step --out cell.onnx"
+  attnkit export --module aaren --config aaren.json --weights aaren.safetensors --step --out cell.onnx
+  attnkit export --enhancer built-in --out enhance-step.onnx"
 )]
 pub struct ExportArgs {
     /// Module name: sdpa, mha, external, aaren, lstm, gru or rnn.
-    #[arg(long, required_unless_present = "checkpoint", requires = "config")]
+    #[arg(long, required_unless_present_any = ["checkpoint", "enhancer"], requires = "config")]
     module: Option<String>,
     /// The module's config: a JSON object inline, or a path to a JSON file.
     #[arg(long)]
@@ -47,6 +54,10 @@ pub struct ExportArgs {
     /// whole network, instead of a module.
     #[arg(long, conflicts_with_all = ["module", "config", "weights", "step", "no_mask"])]
     checkpoint: Option<PathBuf>,
+    /// The speech enhancer's weights (`attnkit train enhance`'s .safetensors, or
+    /// `built-in` for the model inside this binary), exported as its one-frame cell.
+    #[arg(long, conflicts_with_all = ["module", "config", "weights", "step", "no_mask", "checkpoint"])]
+    enhancer: Option<PathBuf>,
     /// Safetensors file with the module's weights, under PyTorch's names.
     #[arg(long)]
     weights: Option<PathBuf>,
@@ -82,6 +93,18 @@ pub fn run(args: ExportArgs) -> Result<()> {
         );
     }
     let exported = match (&args.checkpoint, &args.module, &args.config) {
+        _ if args.enhancer.is_some() => {
+            let path = args.enhancer.as_deref().expect("checked");
+            let store = if path == std::path::Path::new("built-in") {
+                TensorStore::from_bytes(
+                    crate::enhance::DEFAULT_MODEL,
+                    std::path::Path::new("<built-in model>"),
+                )?
+            } else {
+                TensorStore::load(path)?
+            };
+            export_enhancer_step(&store)?
+        }
         (Some(path), _, _) => export_checkpoint(path)?,
         (None, Some(module), Some(config)) => {
             let config = read_config(config)?;

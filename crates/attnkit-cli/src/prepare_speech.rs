@@ -11,7 +11,7 @@ use crate::data::{tool_script, venv_python};
 
 /// The packages and what they give (training speech and noise; held-out test voices and
 /// noises): tools/prepare_speech.py says which files of each it takes.
-const PACKAGES: [&str; 12] = [
+const PACKAGES: [&str; 13] = [
     "asterisk-core-sounds-en-g722",
     "asterisk-core-sounds-es-g722",
     "asterisk-core-sounds-fr-g722",
@@ -23,7 +23,8 @@ const PACKAGES: [&str; 12] = [
     "asterisk-prompt-fr-armelle",
     "asterisk-prompt-es-co",
     "alienblaster-data",
-    "sound-theme-freedesktop",
+    "lincity-ng-data",
+    "extremetuxracer-data",
 ];
 
 /// `attnkit data prepare-speech`.

@@ -29,7 +29,7 @@ pub mod proto {
 pub use error::{OnnxError, Result};
 pub use export::{
     EXPORTABLE, EXPORTABLE_TASKS, ExportOptions, Exported, MaskInput, STEP_INPUTS, STEP_OUTPUTS,
-    export_checkpoint, export_module,
+    enhancer_state_names, export_checkpoint, export_enhancer_step, export_module,
 };
 pub use model::{decode_model, save_model};
 pub use ops::MOST_NEGATIVE;

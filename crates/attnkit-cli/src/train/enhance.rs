@@ -61,6 +61,11 @@ pub struct EnhanceArgs {
     /// Temporal layers.
     #[arg(long, default_value_t = 2)]
     layers: usize,
+    /// Start from these weights (an earlier run's DIR/enhance-MODEL.safetensors) with a
+    /// fresh optimizer: a second stage at a lower --lr. Use another --out so the first
+    /// stage's files stay.
+    #[arg(long)]
+    init: Option<PathBuf>,
 }
 
 fn parse_model(s: &str) -> std::result::Result<TemporalModel, String> {
@@ -80,6 +85,7 @@ pub fn run(args: EnhanceArgs) -> Result<()> {
         batch_size: args.batch,
         optimizer: OptimizerConfig::Adam { lr: args.lr },
         seed: args.common.seed,
+        init: args.init.as_ref().map(|p| p.display().to_string()),
         ..EnhanceConfig::default()
     };
     config.validate()?;

@@ -69,7 +69,7 @@ fn folded_scores(
 
 /// One step of the recurrence on (m `[B,H]`, c `[B,H]`, a `[B,H,d]`) with score
 /// `[B,H]` and value `[B,H,d]`. Returns (m', c', a', output `[B,H,d]`).
-fn cell_step(
+pub(super) fn cell_step(
     g: &mut GraphBuilder,
     m: &str,
     c: &str,
@@ -111,7 +111,7 @@ fn normalise(g: &mut GraphBuilder, a: &str, c: &str, axis: i64) -> String {
 
 /// The Aaren layer's weights under `prefix`, ready for the graph: folded score
 /// weights `[E, H]` and bias `[H]`, the value projection and the output projection.
-struct AarenParams {
+pub(super) struct AarenParams {
     e: usize,
     heads: usize,
     dh: usize,
@@ -125,7 +125,12 @@ struct AarenParams {
 }
 
 impl AarenParams {
-    fn read(ctx: &mut Context<'_>, prefix: &str, e: usize, heads: usize) -> Result<Self> {
+    pub(super) fn read(
+        ctx: &mut Context<'_>,
+        prefix: &str,
+        e: usize,
+        heads: usize,
+    ) -> Result<Self> {
         let dh = head_dim(&ctx.module, e, heads)?;
         let name = |n: &str| format!("{prefix}{n}");
         let query = ctx.weight(&name("query"), &[Some(e)], &["E"])?;
@@ -154,7 +159,12 @@ impl AarenParams {
 
     /// Scores `[..., H]` and values `[..., H, d]` of `x` `[..., E]`; `leading` is the
     /// number of leading dimensions (1 for a token, 2 for a sequence).
-    fn scores_and_values(&self, g: &mut GraphBuilder, x: &str, leading: usize) -> (String, String) {
+    pub(super) fn scores_and_values(
+        &self,
+        g: &mut GraphBuilder,
+        x: &str,
+        leading: usize,
+    ) -> (String, String) {
         let p = &self.prefix;
         let w_s = g.f32_tensor(
             &format!("{p}score_weight"),
@@ -179,7 +189,7 @@ impl AarenParams {
     }
 
     /// Heads merged back to `[..., E]` and the output projection.
-    fn project_out(&self, g: &mut GraphBuilder, y: &str, leading: usize) -> String {
+    pub(super) fn project_out(&self, g: &mut GraphBuilder, y: &str, leading: usize) -> String {
         let mut shape = vec![0i64; leading];
         shape.push(self.e as i64);
         let y = g.reshape(y, &shape);

@@ -5,6 +5,7 @@
 mod aaren;
 mod attention;
 mod checkpoint;
+mod enhance;
 mod layers;
 mod recurrent;
 
@@ -22,6 +23,7 @@ use crate::proto::ModelProto;
 
 pub use aaren::{STEP_INPUTS, STEP_OUTPUTS};
 pub use checkpoint::{EXPORTABLE_TASKS, export_checkpoint};
+pub use enhance::{enhancer_state_names, export_enhancer_step};
 
 /// The modules `export` knows, in the order the help lists them.
 pub const EXPORTABLE: &[&str] = &["sdpa", "mha", "external", "aaren", "lstm", "gru", "rnn"];

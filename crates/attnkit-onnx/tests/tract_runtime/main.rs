@@ -12,6 +12,7 @@
 mod aaren;
 mod attention;
 mod checkpoints;
+mod enhance;
 mod fixtures;
 mod recurrent;
 mod runner;

@@ -97,6 +97,11 @@ pub struct EnhanceConfig {
     pub validation_pairs: usize,
     /// Seed of the weights and the mixtures.
     pub seed: u64,
+    /// Weights the run starts from (a `.safetensors` file of `attnkit train enhance`)
+    /// instead of a random initialisation: a second stage at a lower learning rate.
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
 }
 
 impl Default for EnhanceConfig {
@@ -113,6 +118,7 @@ impl Default for EnhanceConfig {
             snr_db: (-5.0, 15.0),
             validation_pairs: 100,
             seed: 0,
+            init: None,
         }
     }
 }
@@ -137,9 +143,12 @@ impl EnhanceConfig {
                 self.heads, self.width
             )));
         }
-        if !(self.snr_db.0 <= self.snr_db.1) {
+        if !(self.snr_db.0.is_finite()
+            && self.snr_db.1.is_finite()
+            && self.snr_db.0 <= self.snr_db.1)
+        {
             return Err(AttnError::Config(format!(
-                "the SNR range must be low ≤ high, got {:?}",
+                "the SNR range must be finite with low ≤ high, got {:?}",
                 self.snr_db
             )));
         }

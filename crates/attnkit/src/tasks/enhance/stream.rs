@@ -300,17 +300,44 @@ impl EnhancerStream {
         for (f, c) in self.features.iter_mut().zip(spectrum.iter()) {
             *f = feature(c.re, c.im);
         }
+        self.network_step()?;
+        for (c, g) in self.stft.spectrum_mut().iter_mut().zip(&self.gains) {
+            *c *= *g;
+        }
+        self.blocks += 1;
+        Ok(self.stft.pull())
+    }
+
+    /// The network alone on one frame: `features` `[161]` ([`feature`] of each bin) to
+    /// gains `[161]` in (0, 1), advancing every layer's state — what the exported ONNX
+    /// cell computes.
+    ///
+    /// # Errors
+    ///
+    /// [`AttnError::Shape`] if `features` does not hold 161 numbers.
+    pub fn step_features(&mut self, features: &[f32]) -> Result<&[f32]> {
+        if features.len() != BINS {
+            return Err(AttnError::Shape {
+                what: "features".into(),
+                expected: format!("[{BINS}]"),
+                got: vec![features.len()],
+            });
+        }
+        self.features.copy_from_slice(features);
+        self.network_step()?;
+        Ok(&self.gains)
+    }
+
+    /// `self.features` → `self.gains`, through every layer.
+    fn network_step(&mut self) -> Result<()> {
         self.input.apply(&self.features, &mut self.x);
         self.x.iter_mut().for_each(|v| *v = v.max(0.0));
         for layer in &mut self.layers {
             layer.step(&mut self.x)?;
         }
         self.output.apply(&self.x, &mut self.gains);
-        for (c, g) in self.stft.spectrum_mut().iter_mut().zip(&self.gains) {
-            *c *= sigmoid(*g);
-        }
-        self.blocks += 1;
-        Ok(self.stft.pull())
+        self.gains.iter_mut().for_each(|g| *g = sigmoid(*g));
+        Ok(())
     }
 
     /// Blocks pushed so far.
