@@ -172,8 +172,10 @@ fn a_folder_is_enhanced_and_scored_against_its_references() {
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(doc["files"], 2);
-    // The "clean" reference is the noisy input scaled: its SI-SDR is unbounded (> 100 dB).
-    assert!(doc["mean"]["noisy"]["si_sdr"].as_f64().unwrap() > 100.0);
+    // The "clean" reference is the noisy input scaled by 0.9: its SI-SDR is bounded only
+    // by the 16-bit rounding of both files (signal ~−20 dBFS, rounding ~−100 dBFS).
+    let si_sdr = doc["mean"]["noisy"]["si_sdr"].as_f64().unwrap();
+    assert!(si_sdr > 50.0, "{si_sdr}");
     assert!(
         doc["mean"]["enhanced"]["pesq_wb"]
             .as_f64()

@@ -114,13 +114,18 @@ impl Enhancer {
     }
 
     /// The weights (PyTorch-style names, see the type's docs) with `config` as JSON in
-    /// the metadata under [`CONFIG_KEY`]: what `attnkit enhance --checkpoint` reads.
+    /// the metadata under [`CONFIG_KEY`]: what `attnkit enhance --checkpoint` reads. The
+    /// file describes the network, not its training: `config.init` is left out.
     pub fn to_store(&self, config: &EnhanceConfig) -> TensorStore {
         let mut store = TensorStore::new("the enhancer");
         self.save_weights(&mut store, "");
+        let config = EnhanceConfig {
+            init: None,
+            ..config.clone()
+        };
         store.set_metadata(
             CONFIG_KEY,
-            serde_json::to_string(config).expect("the config serialises"),
+            serde_json::to_string(&config).expect("the config serialises"),
         );
         store
     }
