@@ -2,8 +2,8 @@
 //! fixed-buffer stream.
 //!
 //! Frames of `frame` samples every `hop = frame / 2` samples, each multiplied by the
-//! periodic sqrt-Hann window w[n] = sin(πn/frame) before the real FFT and again after
-//! the inverse; since w²[n] + w²[n + hop] = 1, overlap-adding the windowed inverse
+//! periodic sqrt-Hann window w(n) = sin(πn/frame) before the real FFT and again after
+//! the inverse; since w²(n) + w²(n + hop) = 1, overlap-adding the windowed inverse
 //! frames gives the signal back exactly (up to f32 rounding). At 16 kHz,
 //! [`Stft::speech`] is 20 ms frames every 10 ms: 161 frequency bins of 50 Hz.
 //!
