@@ -57,6 +57,9 @@ pub struct EnhanceArgs {
     /// and (with --reference) the clean speech to this PNG.
     #[arg(long, conflicts_with = "stream")]
     spectrogram: Option<PathBuf>,
+    // The whole-file form's device (`--stream` runs the host kernels on the CPU).
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 /// The model and its configuration: from `--checkpoint`, or the built-in one.
@@ -72,7 +75,13 @@ pub fn load_model(checkpoint: Option<&Path>, device: &Device) -> Result<(Enhance
 }
 
 pub fn run(args: EnhanceArgs) -> Result<()> {
-    let device = Device::flex();
+    if args.stream && !args.device.is_cpu() {
+        bail!(
+            "--stream runs the host kernels one block at a time on the CPU; drop --device {}",
+            args.device.device
+        );
+    }
+    let device = args.device.init()?;
     let (model, config) = load_model(args.checkpoint.as_deref(), &device)?;
     if args.stream {
         return stream(&model, &config);

@@ -51,9 +51,12 @@ pub struct ForwardArgs {
     /// model runs; `f64` computes from the float32 files in double precision, so the
     /// outputs are the exact answer rounded once to float32. `auto` (default): f32 for
     /// the modules PyTorch has (sdpa, mha, external), f64 for aaren, whose reference is
-    /// the exact softmax over up to millions of tokens.
+    /// the exact softmax over up to millions of tokens (f32 for aaren too on a GPU
+    /// device).
     #[arg(long, value_enum, default_value_t = Precision::Auto)]
     precision: Precision,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 /// Floating-point precision of a computation.
@@ -67,9 +70,9 @@ pub enum Precision {
     F64,
 }
 
-/// The CPU device computing in `precision`. Must be called before any tensor exists.
-pub fn device_with(precision: Precision) -> Result<Device> {
-    let mut device = Device::flex();
+/// `device` computing in `precision`. Must be called before any tensor exists.
+pub fn device_with(precision: Precision, device: Device) -> Result<Device> {
+    let mut device = device;
     if precision == Precision::F64 {
         device
             .configure(burn::tensor::FloatDType::F64)
@@ -94,11 +97,11 @@ pub fn run(args: ForwardArgs) -> Result<()> {
     let weights = args.weights.as_deref().map(TensorStore::load).transpose()?;
     let inputs = TensorStore::load(&args.input)?;
     let precision = match args.precision {
-        Precision::Auto if args.module == "aaren" => Precision::F64,
+        Precision::Auto if args.module == "aaren" && args.device.is_cpu() => Precision::F64,
         Precision::Auto => Precision::F32,
         p => p,
     };
-    let device = device_with(precision)?;
+    let device = device_with(precision, args.device.init()?)?;
     let result = contract::forward(&args.module, &config, weights.as_ref(), &inputs, &device)?;
     for w in &result.warnings {
         eprintln!("warning: {w}");

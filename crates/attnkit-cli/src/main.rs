@@ -4,6 +4,7 @@ mod aaren;
 mod bench;
 mod chart;
 mod data;
+mod device;
 mod download;
 mod enhance;
 mod export;

@@ -367,6 +367,7 @@ fn count_task(out: &Path, seed: u64, mixer: Mixer) -> Result<(String, bool, Stri
         name: name.into(),
         resume: false,
         quiet: false,
+        device: Device::flex(),
     })?;
     let first = o
         .trainer
@@ -423,7 +424,7 @@ fn pe_regression(out: &Path, seed: u64) -> Result<(String, bool, String)> {
         seed,
         ..PeRegressionConfig::default()
     };
-    let o = crate::train::pe_regression::train(config, 60, &dir, false, true)?;
+    let o = crate::train::pe_regression::train(config, 60, &dir, false, true, &Device::flex())?;
     let (v0, v1, t1) = (
         o.initial_val_loss,
         o.trainer.last("val_loss").unwrap_or(f64::NAN),

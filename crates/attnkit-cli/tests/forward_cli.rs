@@ -37,13 +37,25 @@ fn forward(
     input: &Path,
     output: &Path,
 ) -> Output {
+    forward_command(module, config, weights, input, output)
+        .output()
+        .unwrap()
+}
+
+fn forward_command(
+    module: &str,
+    config: &str,
+    weights: Option<&Path>,
+    input: &Path,
+    output: &Path,
+) -> Command {
     let mut cmd = bin();
     cmd.args(["forward", "--module", module, "--config", config]);
     if let Some(w) = weights {
         cmd.arg("--weights").arg(w);
     }
     cmd.arg("--input").arg(input).arg("--output").arg(output);
-    cmd.output().unwrap()
+    cmd
 }
 
 /// The fixtures' float32 tolerance, which every case meets through the binary: Aaren
@@ -65,16 +77,30 @@ fn contract_cases(select: impl Fn(&str) -> bool) -> Vec<Fixture> {
 /// output within [`F32`]; a failed run, a warning or an unreadable output is reported
 /// as a case that did not run.
 fn run_fixture(case: &Fixture, config: &str) -> CaseReport {
+    run_fixture_on(case, config, None, F32)
+}
+
+/// [`run_fixture`] with `--device device` (if given) and tolerance `tol`.
+fn run_fixture_on(
+    case: &Fixture,
+    config: &str,
+    device: Option<&str>,
+    tol: Tolerance,
+) -> CaseReport {
     let out_dir = scratch(&case.name);
     let out = out_dir.path().join("out.safetensors");
     let weights = case.weights_path();
-    let r = forward(
+    let mut cmd = forward_command(
         &case.module,
         config,
         weights.as_deref(),
         &case.input_path(),
         &out,
     );
+    if let Some(d) = device {
+        cmd.args(["--device", d]);
+    }
+    let r = cmd.output().unwrap();
     if !r.status.success() || !r.stderr.is_empty() {
         return CaseReport::not_run(
             &case.name,
@@ -86,7 +112,7 @@ fn run_fixture(case: &Fixture, config: &str) -> CaseReport {
         );
     }
     match TensorStore::load(&out) {
-        Ok(got) => case.check_with(&got, F32),
+        Ok(got) => case.check_with(&got, tol),
         Err(e) => CaseReport::not_run(&case.name, e),
     }
 }
@@ -110,6 +136,29 @@ fn reproduces_pytorch_fixtures() {
     // sdpa ×5, mha ×4, external ×2, lstm ×2, gru ×2, rnn ×1.
     let cases = contract_cases(|m| m != "aaren");
     assert_eq!(assert_all_pass(&cases, config_file), 16);
+}
+
+/// Every contract fixture through `forward --device` on a GPU backend (a build with
+/// `--features wgpu`; `ATTNKIT_TEST_DEVICE` names the device, default `wgpu`; CI uses
+/// Mesa's lavapipe, `wgpu:cpu`): the composed operations instead of the CPU kernels, in
+/// f32 throughout. PyTorch's float32 cases keep their tolerance; Aaren, computed in f32
+/// rather than the CPU's f64, is held to its acceptance bound (atol 2e-4, rtol 2e-3).
+#[cfg(feature = "wgpu")]
+#[test]
+fn gpu_device_reproduces_the_fixtures() {
+    let device = std::env::var("ATTNKIT_TEST_DEVICE").unwrap_or_else(|_| "wgpu".into());
+    let mut summary = FixtureSummary::new();
+    let cases = contract_cases(|_| true);
+    for case in &cases {
+        let tol = if case.module == "aaren" {
+            Tolerance::new(2e-4, 2e-3)
+        } else {
+            F32
+        };
+        summary.push(run_fixture_on(case, &config_file(case), Some(&device), tol));
+    }
+    assert!(summary.passed(), "{summary}");
+    assert_eq!(summary.cases.len(), 21);
 }
 
 #[test]

@@ -23,6 +23,7 @@ pub mod aaren;
 pub mod attention;
 pub mod contract;
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod layers;
 pub mod positional;

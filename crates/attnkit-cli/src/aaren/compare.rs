@@ -9,7 +9,6 @@ use attnkit::store::write_atomically;
 use attnkit::verify::{
     AarenCompareSpec, AarenForms, DIRECT_REFERENCE_MAX_LEN, compare_aaren_forms,
 };
-use burn::prelude::*;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -51,6 +50,8 @@ pub(super) struct CompareArgs {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 pub(super) fn compare(args: CompareArgs) -> Result<()> {
@@ -63,7 +64,7 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
             args.score_scale
         );
     }
-    let device = Device::flex();
+    let device = args.device.init()?;
     println!(
         "Aaren forms on dummy input: batch {}, heads {}, head width {}, scores N(0, {}²), seed {}",
         args.batch, args.heads, args.dims, args.score_scale, args.seed

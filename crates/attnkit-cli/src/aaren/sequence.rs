@@ -51,6 +51,8 @@ pub(super) struct SequenceArgs {
     /// folder.
     #[arg(long)]
     charts: Option<PathBuf>,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 pub(super) fn sequence(args: SequenceArgs) -> Result<()> {
@@ -61,7 +63,7 @@ pub(super) fn sequence(args: SequenceArgs) -> Result<()> {
         bail!("--len, --runs and --batch must be at least 1");
     }
     let (b, e, h) = (args.batch, args.embed, args.heads);
-    let device = Device::flex();
+    let device = args.device.init()?;
     let mha = MultiHeadAttentionConfig::new(e, h).init(&device)?;
     let parallel = AarenConfig::new(e, h).init(&device)?;
     let iterative = parallel.clone().with_mode(AarenMode::Iterative);

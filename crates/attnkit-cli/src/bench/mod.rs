@@ -156,6 +156,8 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    device: crate::device::DeviceArgs,
 }
 
 pub(crate) fn time_runs(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
@@ -237,7 +239,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
         None => rayon::current_num_threads(),
     };
-    let device = Device::flex();
+    if !args.device.is_cpu()
+        && matches!(
+            args.workload,
+            Workload::AarenStream | Workload::KvCacheDecode | Workload::Copy
+        )
+    {
+        bail!(
+            "{:?} times host code (no Burn tensors): it runs on the CPU only, not on --device {}",
+            args.workload,
+            args.device.device
+        );
+    }
+    let device = args.device.init()?;
     let mut peak = None;
     let times = match args.workload {
         Workload::MhaForward => {
@@ -460,6 +474,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.json {
         let mut doc = json!({
             "workload": name, "shape": shape, "threads": threads, "runs": args.runs,
+            "device": args.device.device.to_string(),
             "median_ms": median, "min_ms": min, "max_ms": max,
         });
         if let Some(p) = peak {
@@ -487,8 +502,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             (None, None) => String::new(),
         };
         println!(
-            "{name} {shape}: median {median:.3} ms (min {min:.3}, max {max:.3}) over {} runs, {threads} threads{rate}{}",
+            "{name} {shape}: median {median:.3} ms (min {min:.3}, max {max:.3}) over {} runs, {}, {threads} threads{rate}{}",
             args.runs,
+            args.device.device,
             peak.map_or(String::new(), |p| format!(
                 ", peak RSS {:.1} MB",
                 p as f64 / 1e6

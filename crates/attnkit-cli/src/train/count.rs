@@ -95,6 +95,8 @@ pub struct CountOptions {
     pub resume: bool,
     /// No progress bar.
     pub quiet: bool,
+    /// Where it computes.
+    pub device: Device,
 }
 
 /// What a counting run measured.
@@ -134,7 +136,7 @@ pub fn train(opts: &CountOptions) -> Result<CountOutcome> {
         checkpoint_path: Some(checkpoint.clone()),
         stop_at: opts.stop_at.map(|t| ("val_accuracy".to_string(), t)),
     };
-    let task = CountTraining::new(opts.config.clone(), &Device::flex())?;
+    let task = CountTraining::new(opts.config.clone(), &opts.device)?;
     let mut trainer = Trainer::start(task, plan, opts.resume)?;
     if opts.resume {
         eprintln!(
@@ -230,6 +232,7 @@ pub fn run(args: CountArgs) -> Result<()> {
         name: "count".into(),
         resume: args.common.resume,
         quiet: args.common.quiet,
+        device: args.common.device.init()?,
     })?;
     let trainer = &outcome.trainer;
     let run = trainer.task();

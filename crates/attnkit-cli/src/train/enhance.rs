@@ -7,7 +7,6 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use attnkit::tasks::enhance::{EnhanceConfig, EnhanceData, EnhanceTraining, TemporalModel};
 use attnkit::train::{Every, OptimizerConfig, TrainPlan, Trainer};
-use burn::prelude::*;
 use clap::Args;
 use serde_json::json;
 
@@ -117,7 +116,7 @@ pub fn run(args: EnhanceArgs) -> Result<()> {
         checkpoint_path: Some(checkpoint.clone()),
         stop_at: None,
     };
-    let task = EnhanceTraining::new(config, data, valid, &Device::flex())?;
+    let task = EnhanceTraining::new(config, data, valid, &args.common.device.init()?)?;
     let params = task.inference_model().parameters();
     eprintln!(
         "{name}: {params} parameters; noisy validation SI-SDR {:.2} dB",

@@ -12,7 +12,6 @@ use attnkit::tasks::sentiment::{
     EmbeddingKind, KeepTokens, SentimentConfig, SentimentModel, SentimentTraining, encode_keeping,
 };
 use attnkit::train::{OptimizerConfig, TrainPlan, Trainer, TrainingTask};
-use burn::prelude::*;
 use clap::Args;
 use serde_json::json;
 
@@ -92,6 +91,7 @@ pub fn run(args: ImdbArgs) -> Result<()> {
     }
     let started = Instant::now();
     let seed = args.common.seed;
+    let device = args.common.device.init()?;
     let root = args.data.join("aclImdb");
     let mut train = load_reviews(&root, Split::Train, 0.1, seed)?;
     if args.limit > 0 && args.limit < train.len() {
@@ -152,14 +152,9 @@ pub fn run(args: ImdbArgs) -> Result<()> {
             keep: args.keep,
         };
         let g = glove.as_ref().filter(|_| embedding == EmbeddingKind::Glove);
-        let mut task = SentimentTraining::new(
-            config.clone(),
-            &vocab,
-            g,
-            train_enc.clone(),
-            &Device::flex(),
-        )?
-        .with_validation(val_enc.clone())?;
+        let mut task =
+            SentimentTraining::new(config.clone(), &vocab, g, train_enc.clone(), &device)?
+                .with_validation(val_enc.clone())?;
         if args.workers > 0 {
             let loader = ReviewLoaderConfig::new(args.batch, args.max_len)
                 .with_keep(args.keep)

@@ -55,6 +55,8 @@ pub struct Common {
     /// No progress bar (it is also off when stderr is not a terminal).
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArgs,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {

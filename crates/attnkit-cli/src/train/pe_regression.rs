@@ -62,6 +62,7 @@ pub fn train(
     out: &std::path::Path,
     resume: bool,
     quiet: bool,
+    device: &Device,
 ) -> Result<PeOutcome> {
     if epochs == 0 {
         bail!("--epochs must be at least 1");
@@ -70,9 +71,8 @@ pub fn train(
     let started = Instant::now();
     let checkpoint = out.join("pe-regression.ckpt");
     // The loss before any training, from a fresh model of the same seed.
-    let initial_val_loss =
-        PeRegressionTraining::new(config.clone(), &Device::flex())?.validation_loss()?;
-    let task = PeRegressionTraining::new(config.clone(), &Device::flex())?;
+    let initial_val_loss = PeRegressionTraining::new(config.clone(), &device)?.validation_loss()?;
+    let task = PeRegressionTraining::new(config.clone(), &device)?;
     let per_epoch = task.steps_per_epoch().unwrap_or(1);
     let (n_train, n_val) = task.split_sizes();
     let plan = TrainPlan::by_epochs(epochs, per_epoch, Some(checkpoint.clone()))?;
@@ -152,6 +152,7 @@ pub fn run(args: PeArgs) -> Result<()> {
         &args.common.out,
         args.common.resume,
         args.common.quiet,
+        &args.common.device.init()?,
     )?;
     let trainer = &o.trainer;
     println!(

@@ -263,7 +263,8 @@ impl AarenCell {
     /// sequence. With gradients (an autodiff device) the pass is the operation of
     /// [`scan_operation`](super::scan_operation), whose backward is a reverse scan; a
     /// starting state that itself carries gradients, or a float type other than f32,
-    /// takes [`forward_parallel`](Self::forward_parallel) instead. The returned state
+    /// takes [`forward_parallel`](Self::forward_parallel) instead, and so does every
+    /// backend but the CPU one (the kernels are registered for it only). The returned state
     /// carries no gradient.
     ///
     /// - `x`: `[B, L, E]`; `mask`: `[B, L]`, `true` = padding
@@ -280,6 +281,9 @@ impl AarenCell {
         mask: Option<&Tensor<2, Bool>>,
         state: Option<AarenState>,
     ) -> Result<(Tensor<4>, AarenState)> {
+        if !crate::device::is_cpu_backend(&x.device()) {
+            return self.forward_parallel(x, mask, state);
+        }
         let training = x.is_tracked()
             || self.query.val().is_tracked()
             || self.in_proj_weight.val().is_tracked();

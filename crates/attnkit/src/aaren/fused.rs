@@ -206,6 +206,9 @@ pub fn prefix_attention_fused(
     if let Some(m) = mask {
         crate::error::check_shape("mask", &m.dims(), &[Some(b), Some(l)], &["B", "L"])?;
     }
+    if !crate::device::is_cpu_backend(&scores.device()) {
+        return super::prefix_attention(scores, values, mask);
+    }
     let state = AarenState::empty(b, h, dims[3], &scores.device());
     let training = scores.is_tracked() || values.is_tracked();
     if training && scores.dtype() == DType::F32 && values.dtype() == DType::F32 {

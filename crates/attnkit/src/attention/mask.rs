@@ -97,10 +97,16 @@ pub(crate) fn key_padding_on_host(
         &[Some(batch), Some(len_k)],
         &["B", "Lk"],
     )?;
-    mask.clone()
+    // Backends store booleans their own way (bytes on the CPU, 32-bit words on wgpu):
+    // read them as integers.
+    let ints = mask
+        .clone()
+        .int()
         .into_data()
-        .try_into_vec::<bool>()
-        .map_err(|e| AttnError::Config(format!("key_padding_mask: {e:?}")))
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .map_err(|e| AttnError::Config(format!("key_padding_mask: {e:?}")))?;
+    Ok(ints.into_iter().map(|v| v != 0).collect())
 }
 
 /// Converts a 0/1 float mask (1 = ignore) to a boolean mask, refusing other values.

@@ -8,7 +8,6 @@ use super::mask::AttentionMask;
 use super::softmax_operation::attention_softmax;
 use super::tiled::{HeadLayout, TiledAttention};
 use crate::error::{AttnError, Result, check_shape};
-use burn::tensor::DType;
 
 /// Configuration of [`ScaledDotProductAttention`].
 #[derive(Config, Debug)]
@@ -195,7 +194,7 @@ pub(crate) fn attend_fused(
     mask: &AttentionMask,
     scale: f64,
 ) -> Result<Tensor<4>> {
-    if query.device().is_autodiff() || query.dtype() != DType::F32 {
+    if query.device().is_autodiff() || !crate::device::uses_cpu_kernels(&query) {
         return Ok(attend(query, key, value, mask, scale, None)?.context);
     }
     let [b, h, lq, d] = query.dims();

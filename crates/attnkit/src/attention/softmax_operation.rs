@@ -29,7 +29,6 @@ use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::prelude::*;
-use burn::tensor::DType;
 
 use super::mask::{AttentionMask, key_padding_on_host};
 use super::softmax::{masked_softmax, softmax_backward_rows, softmax_rows};
@@ -166,19 +165,18 @@ pub fn attention_softmax(
     causal: bool,
 ) -> Result<Tensor<4>> {
     let [b, _, lq, lk] = scores.dims();
-    let key_padding = key_padding
-        .map(|p| key_padding_on_host(p, b, lk))
-        .transpose()?;
-    if scores.dtype() != DType::F32 {
+    if !crate::device::uses_cpu_kernels(&scores) {
         let device = scores.device();
         let mask = AttentionMask {
-            key_padding: key_padding
-                .map(|p| Tensor::<2, Bool>::from_data(TensorData::new(p, [b, lk]), &device)),
+            key_padding: key_padding.cloned(),
             causal,
         }
         .to_scores_mask(b, lq, lk, &device)?;
         return Ok(masked_softmax(scores, mask, 3));
     }
+    let key_padding = key_padding
+        .map(|p| key_padding_on_host(p, b, lk))
+        .transpose()?;
     let mask = SoftmaxMask {
         key_padding: key_padding.map(Arc::from),
         causal,

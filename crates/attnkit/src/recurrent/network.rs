@@ -7,8 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use std::sync::Arc;
 
-use burn::tensor::DType;
-
 use super::scan_operation::{RecurrentScanSpec, recurrent_scan};
 use super::{gru, lstm, rnn};
 use crate::error::{AttnError, Result, check_shape, check_size};
@@ -210,9 +208,10 @@ impl Recurrent {
         if x.dims()[0] == 0 {
             return Ok(self.empty_output(&x));
         }
-        // No steps (Burn cannot narrow to an empty range), or a float type the fused
-        // operation does not compute in: the composed form.
-        if x.dtype() != DType::F32 || x.dims()[1] == 0 {
+        // No steps (Burn cannot narrow to an empty range), another backend than the CPU
+        // one the fused operation is registered for, or a float type it does not
+        // compute in: the composed form.
+        if !crate::device::uses_cpu_kernels(&x) || x.dims()[1] == 0 {
             return self.composed(x, &lens);
         }
         let [b, l, _] = x.dims();

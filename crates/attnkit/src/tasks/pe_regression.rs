@@ -178,9 +178,9 @@ impl PeRegressionTraining {
             &[config.samples, config.seq_len, config.d_model],
         )?;
         let device = device.clone().autodiff();
-        device.seed(config.seed);
-        let model = PeRegressionModel::new(&config, &device)?;
-        crate::train::materialize(&model);
+        let model = crate::train::init_seeded(&device, config.seed, |d| {
+            PeRegressionModel::new(&config, d)
+        })?;
         let optimizer = config.optimizer.init()?;
         let mut rng = SplitMix64::new(config.seed);
         let (x, y) = dummy_data(&config, &mut rng);

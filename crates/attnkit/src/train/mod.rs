@@ -28,6 +28,39 @@ use burn::prelude::*;
 /// forward pass. Materialising every parameter right after `device.seed(..)` and
 /// construction, in the module's declaration order, makes a seed fix the weights.
 pub fn materialize<M: Module>(module: &M) {
+    materialize_params(module)
+}
+
+/// A module whose weights are drawn from `seed` on the CPU backend (with autodiff when
+/// `device` has it), materialised ([`materialize`]) and then forked to `device` (moved,
+/// as trainable leaves). Each
+/// backend's generator draws its own numbers, so drawing on one and moving makes a seed
+/// give the same weights on every backend.
+///
+/// # Errors
+///
+/// Whatever `build` returns.
+pub fn init_seeded<M: Module>(
+    device: &Device,
+    seed: u64,
+    build: impl FnOnce(&Device) -> crate::Result<M>,
+) -> crate::Result<M> {
+    let cpu = if device.is_autodiff() {
+        Device::flex().autodiff()
+    } else {
+        Device::flex()
+    };
+    cpu.seed(seed);
+    let model = build(&cpu)?;
+    materialize(&model);
+    Ok(if crate::device::is_cpu_backend(device) {
+        model
+    } else {
+        model.fork(device)
+    })
+}
+
+fn materialize_params<M: Module>(module: &M) {
     struct Touch;
     impl ModuleVisitor for Touch {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {

@@ -3,7 +3,6 @@
 //! for the output projection, with no weights tensor.
 
 use burn::prelude::*;
-use burn::tensor::DType;
 
 use super::MultiHeadAttention;
 use crate::attention::mask::AttentionMask;
@@ -20,7 +19,7 @@ impl MultiHeadAttention {
         key_value: Option<(Tensor<3>, Tensor<3>)>,
         mask: &AttentionMask,
     ) -> Result<Tensor<3>> {
-        if query.device().is_autodiff() || query.dtype() != DType::F32 {
+        if query.device().is_autodiff() || !crate::device::uses_cpu_kernels(&query) {
             let (key, value) = key_value.unwrap_or_else(|| (query.clone(), query.clone()));
             return Ok(self.forward(query, key, value, mask)?.output);
         }

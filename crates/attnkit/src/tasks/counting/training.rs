@@ -45,9 +45,8 @@ impl CountTraining {
     /// If the configuration is out of range.
     pub fn new(config: CountConfig, device: &Device) -> Result<Self> {
         let device = device.clone().autodiff();
-        device.seed(config.seed);
-        let model = CountingNet::new(&config, &device)?;
-        crate::train::materialize(&model);
+        let model =
+            crate::train::init_seeded(&device, config.seed, |d| CountingNet::new(&config, d))?;
         let optimizer = config.optimizer.init()?;
         Ok(Self {
             rng: SplitMix64::new(config.seed),

@@ -220,9 +220,8 @@ impl EnhanceTraining {
         }
         let noisy_si_sdr = noisy / valid.len() as f64;
         let device = device.clone().autodiff();
-        device.seed(config.seed);
         let model = match &config.init {
-            None => Enhancer::new(&config, &device)?,
+            None => crate::train::init_seeded(&device, config.seed, |d| Enhancer::new(&config, d))?,
             Some(path) => {
                 let store = crate::store::TensorStore::load(Path::new(path))?;
                 let (model, init) = Enhancer::from_store(&store, &device.clone().inner())?;
@@ -257,7 +256,6 @@ impl EnhanceTraining {
                 model.train()
             }
         };
-        crate::train::materialize(&model);
         let optimizer = config.optimizer.init()?;
         let (cos, sin) = Stft::speech().synthesis_basis();
         let inner = device.clone().inner();
