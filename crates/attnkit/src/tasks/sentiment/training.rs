@@ -15,7 +15,7 @@ use crate::data::{Glove, Oov, ReviewBatch, Vocabulary};
 use crate::error::{AttnError, Result};
 use crate::train::{
     Checkpoint, CheckpointHeader, Metrics, Optimizer, TrainingTask, accuracy, cross_entropy,
-    header_for, materialize,
+    header_for,
 };
 
 /// Batches a loader thread has ready before the model asks for them.
@@ -93,7 +93,6 @@ impl SentimentTraining {
         }
         train.check("training reviews", config.max_len)?;
         let device = device.clone().autodiff();
-        device.seed(config.seed);
         let rows = glove
             .filter(|_| config.embedding == EmbeddingKind::Glove)
             .map(|g| {
@@ -106,13 +105,14 @@ impl SentimentTraining {
                 );
                 (m, g.dim())
             });
-        let model = SentimentNet::new(
-            &config,
-            vocab.len(),
-            rows.as_ref().map(|(m, d)| (m.as_slice(), *d)),
-            &device,
-        )?;
-        materialize(&model);
+        let model = crate::train::init_seeded(&device, config.seed, |d| {
+            SentimentNet::new(
+                &config,
+                vocab.len(),
+                rows.as_ref().map(|(m, d)| (m.as_slice(), *d)),
+                d,
+            )
+        })?;
         Ok(Self {
             optimizer: config.optimizer.init()?,
             rng: SplitMix64::new(config.seed),
