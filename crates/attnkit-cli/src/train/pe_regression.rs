@@ -71,8 +71,8 @@ pub fn train(
     let started = Instant::now();
     let checkpoint = out.join("pe-regression.ckpt");
     // The loss before any training, from a fresh model of the same seed.
-    let initial_val_loss = PeRegressionTraining::new(config.clone(), &device)?.validation_loss()?;
-    let task = PeRegressionTraining::new(config.clone(), &device)?;
+    let initial_val_loss = PeRegressionTraining::new(config.clone(), device)?.validation_loss()?;
+    let task = PeRegressionTraining::new(config.clone(), device)?;
     let per_epoch = task.steps_per_epoch().unwrap_or(1);
     let (n_train, n_val) = task.split_sizes();
     let plan = TrainPlan::by_epochs(epochs, per_epoch, Some(checkpoint.clone()))?;
