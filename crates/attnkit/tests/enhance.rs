@@ -47,11 +47,20 @@ fn speechlike(n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
 #[test]
 fn the_stream_equals_the_file_mode_within_2_lsb_and_holds_fixed_memory() {
     let device = Device::flex();
-    for model in [TemporalModel::Aaren, TemporalModel::Gru] {
-        let config = small(model);
+    let forgetting = EnhanceConfig {
+        forgetting: true,
+        ..small(TemporalModel::Aaren)
+    };
+    // 12 s: past the 1,024-frame chunks of a forgetting Aaren's whole-file form.
+    for (config, len) in [
+        (small(TemporalModel::Aaren), 16_000 + 77),
+        (forgetting, 192_000 + 77),
+        (small(TemporalModel::Gru), 16_000 + 77),
+    ] {
+        let model = config.model;
         device.seed(3);
         let net = Enhancer::new(&config, &device).unwrap();
-        let (noisy, _) = speechlike(16_000 + 77, 1);
+        let (noisy, _) = speechlike(len, 1);
         let file = enhance_signal(&net, &noisy, &device).unwrap();
         let mut stream = EnhancerStream::new(&net, &config).unwrap();
         let bytes = stream.state_bytes();
@@ -114,12 +123,16 @@ fn the_file_mode_is_causal_and_aligned() {
 #[test]
 fn saved_weights_load_into_the_same_network() {
     let device = Device::flex();
-    for model in [
-        TemporalModel::Aaren,
-        TemporalModel::Gru,
-        TemporalModel::Attention,
+    let forgetting = EnhanceConfig {
+        forgetting: true,
+        ..small(TemporalModel::Aaren)
+    };
+    for config in [
+        small(TemporalModel::Aaren),
+        forgetting,
+        small(TemporalModel::Gru),
+        small(TemporalModel::Attention),
     ] {
-        let config = small(model);
         let net = Enhancer::new(&config, &device).unwrap();
         let bytes = net.to_store(&config).to_bytes().unwrap();
         let store =
@@ -193,4 +206,77 @@ fn training_on_synthetic_speech_raises_the_validation_si_sdr() {
         "before {before:.2} dB, after {after:.2} dB (noisy {:.2})",
         task.noisy_si_sdr()
     );
+}
+
+#[test]
+fn a_run_adds_forgetting_rates_to_weights_trained_without_them() {
+    let device = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let plain = small(TemporalModel::Aaren);
+    let net = Enhancer::new(&plain, &device).unwrap();
+    let path = dir.path().join("plain.safetensors");
+    net.to_store(&plain).save(&path).unwrap();
+    let speech = vec![Clip {
+        name: "s.wav".into(),
+        samples: speechlike(16_000, 1).1,
+    }];
+    let noise = vec![Clip {
+        name: "n.wav".into(),
+        samples: speechlike(16_000, 2).0,
+    }];
+    let (noisy, clean) = speechlike(4_000, 3);
+    let valid = vec![Pair {
+        name: "v".into(),
+        clean,
+        noisy,
+    }];
+    let data = || EnhanceData::Mixing {
+        speech: speech.clone(),
+        noise: noise.clone(),
+    };
+    let forgetting = EnhanceConfig {
+        forgetting: true,
+        init: Some(path.display().to_string()),
+        batch_size: 2,
+        segment_frames: 30,
+        ..plain.clone()
+    };
+    let mut task =
+        EnhanceTraining::new(forgetting.clone(), data(), valid.clone(), &device).unwrap();
+    let store = task.inference_model().to_store(task.config());
+    let before = net.to_store(&plain);
+    // Every earlier weight carried over; the rates start at 1/50, 1/200, 1/800, 1/3200.
+    for name in before.names() {
+        assert_eq!(
+            store.get(name).unwrap().data,
+            before.get(name).unwrap().data,
+            "{name}"
+        );
+    }
+    let rates: Vec<f32> = store
+        .get("aaren.layers.1.aaren.log_decay")
+        .unwrap()
+        .data
+        .iter()
+        .map(|v| v.exp())
+        .collect();
+    for (got, want) in rates.iter().zip([50.0, 200.0, 800.0, 3200.0]) {
+        assert!((got * want - 1.0).abs() < 1e-5, "{rates:?}");
+    }
+    assert!(task.train_step().unwrap()[0].1.is_finite());
+    // The other way round is refused: rates the run would drop.
+    let trained = dir.path().join("forgetting.safetensors");
+    task.inference_model()
+        .to_store(task.config())
+        .save(&trained)
+        .unwrap();
+    let back = EnhanceConfig {
+        init: Some(trained.display().to_string()),
+        ..plain
+    };
+    let err = EnhanceTraining::new(back, data(), valid, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("--forgetting"), "{err}");
 }

@@ -69,6 +69,11 @@ pub struct EnhanceArgs {
     /// 0.3) added to the negative SI-SDR; 0 trains on SI-SDR alone.
     #[arg(long, default_value_t = 0.0)]
     spectral_weight: f64,
+    /// Aaren only, beyond the paper: learn a forgetting rate per head (old frames fade;
+    /// the state stays fixed). With --init from a model without it, the rates start at
+    /// time constants of 0.5, 2, 8 and 32 s.
+    #[arg(long)]
+    forgetting: bool,
 }
 
 fn parse_model(s: &str) -> std::result::Result<TemporalModel, String> {
@@ -90,6 +95,7 @@ pub fn run(args: EnhanceArgs) -> Result<()> {
         seed: args.common.seed,
         init: args.init.as_ref().map(|p| p.display().to_string()),
         spectral_weight: args.spectral_weight,
+        forgetting: args.forgetting,
         ..EnhanceConfig::default()
     };
     config.validate()?;

@@ -19,7 +19,7 @@ use attnkit::store::StoredTensor;
 
 use super::{Context, MaskInput, head_dim, rows};
 use crate::builder::{Attr, Dim, GraphBuilder};
-use crate::error::Result;
+use crate::error::{OnnxError, Result};
 use crate::ops::MOST_NEGATIVE;
 use crate::proto::tensor_proto::DataType;
 
@@ -126,6 +126,31 @@ pub(super) struct AarenParams {
 
 impl AarenParams {
     pub(super) fn read(
+        ctx: &mut Context<'_>,
+        prefix: &str,
+        e: usize,
+        heads: usize,
+    ) -> Result<Self> {
+        let name = |n: &str| format!("{prefix}{n}");
+        if ctx
+            .optional_weight(&name("log_decay"), &[Some(heads)], &["H"])?
+            .is_some()
+        {
+            return Err(OnnxError::Unsupported {
+                module: ctx.module.clone(),
+                why: format!(
+                    "`{}`: an Aaren layer with learned forgetting rates, which only the \
+                     enhancer's one-frame cell exports",
+                    name("log_decay")
+                ),
+            });
+        }
+        Self::read_weights(ctx, prefix, e, heads)
+    }
+
+    /// [`read`](Self::read) without the check for forgetting rates: for a caller that
+    /// applies them itself.
+    pub(super) fn read_weights(
         ctx: &mut Context<'_>,
         prefix: &str,
         e: usize,

@@ -77,13 +77,25 @@ pub fn export_enhancer_step(store: &TensorStore) -> Result<Exported> {
         match config.model {
             TemporalModel::Aaren => {
                 let p = format!("aaren.layers.{i}.");
-                let params = AarenParams::read(&mut ctx, &format!("{p}aaren."), e, config.heads)?;
                 let (h, d) = (config.heads, e / config.heads);
+                let params = if config.forgetting {
+                    AarenParams::read_weights(&mut ctx, &format!("{p}aaren."), e, h)?
+                } else {
+                    AarenParams::read(&mut ctx, &format!("{p}aaren."), e, h)?
+                };
                 let dims_a = vec![batch.clone(), Dim::fixed(h), Dim::fixed(d)];
                 let dims = vec![batch.clone(), Dim::fixed(h)];
                 let a = g.input(&format!("state_a_{i}"), &dims_a);
                 let c = g.input(&format!("state_c_{i}"), &dims);
-                let m = g.input(&format!("state_m_{i}"), &dims);
+                let mut m = g.input(&format!("state_m_{i}"), &dims);
+                if config.forgetting {
+                    // Every earlier frame is one step older: m − λ before the update.
+                    let log_decay =
+                        ctx.weight(&format!("{p}aaren.log_decay"), &[Some(h)], &["H"])?;
+                    let rates: Vec<f32> = log_decay.data.iter().map(|v| v.exp()).collect();
+                    let rates = g.f32_tensor(&format!("{p}aaren.decay_rate"), &[h], &rates);
+                    m = g.binary("Sub", &m, &rates);
+                }
                 let (s, v) = params.scores_and_values(&mut g, &x, 1);
                 let (m2, c2, a2, y) = cell_step(&mut g, &m, &c, &a, &s, &v);
                 let mixed = params.project_out(&mut g, &y, 1);

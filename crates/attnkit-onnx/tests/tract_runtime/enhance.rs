@@ -8,13 +8,18 @@ use super::runner::*;
 #[test]
 fn enhancer_cell_streams_like_the_rust_stream() {
     let device = burn::prelude::Device::flex();
-    for model in [TemporalModel::Aaren, TemporalModel::Gru] {
+    for (model, forgetting) in [
+        (TemporalModel::Aaren, false),
+        (TemporalModel::Aaren, true),
+        (TemporalModel::Gru, false),
+    ] {
         let config = EnhanceConfig {
             model,
             width: 16,
             heads: 4,
             ff_dim: 24,
             layers: 2,
+            forgetting,
             ..EnhanceConfig::default()
         };
         let net = Enhancer::new(&config, &device).unwrap();
@@ -57,7 +62,7 @@ fn enhancer_cell_streams_like_the_rust_stream() {
                 // Gains in (0, 1) from f32 graphs in two runtimes: 1e-5 absolute.
                 assert!(
                     (g - w).abs() < 1e-5,
-                    "{model:?} frame {frame} bin {k}: {g} vs {w}"
+                    "{model:?} (forgetting {forgetting}) frame {frame} bin {k}: {g} vs {w}"
                 );
             }
             states = names
@@ -77,4 +82,27 @@ fn enhancer_cell_streams_like_the_rust_stream() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("no fixed-size state"), "{err}");
+}
+
+#[test]
+fn a_forgetting_aaren_layer_outside_the_enhancer_is_refused_by_the_sequence_export() {
+    let device = burn::prelude::Device::flex();
+    let layer = attnkit::aaren::AarenConfig::new(8, 2)
+        .with_forgetting(true)
+        .init(&device)
+        .unwrap();
+    let mut weights = attnkit::store::TensorStore::new("aaren.safetensors");
+    attnkit::store::TorchWeights::save_weights(&layer, &mut weights, "");
+    for mode in ["iterative", "parallel"] {
+        let config = serde_json::json!({"embed_dim": 8, "num_heads": 2, "mode": mode});
+        let err = attnkit_onnx::export_module(
+            "aaren",
+            &config,
+            Some(&weights),
+            &attnkit_onnx::ExportOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("forgetting"), "{mode}: {err}");
+    }
 }

@@ -37,6 +37,10 @@ pub struct AarenEncoderConfig {
     /// Blocks in an [`AarenEncoder`]. Default: 1.
     #[config(default = 1)]
     pub num_layers: usize,
+    /// A learned forgetting rate per head in every Aaren layer (beyond the paper; see
+    /// [`AarenCellConfig::forgetting`](super::AarenCellConfig::forgetting)). Default: false.
+    #[config(default = false)]
+    pub forgetting: bool,
 }
 
 /// Aaren + residual + LayerNorm, feed-forward + residual + LayerNorm.
@@ -74,6 +78,7 @@ impl AarenEncoderConfig {
         Ok(AarenEncoderBlock {
             aaren: AarenConfig::new(e, self.num_heads)
                 .with_mode(self.mode)
+                .with_forgetting(self.forgetting)
                 .init(device)?,
             ff: FeedForwardConfig::new(e, self.ff_dim)
                 .with_dropout(self.dropout)

@@ -18,6 +18,10 @@ use crate::error::{AttnError, Result, check_shape, check_size};
 use crate::layers::linear::torch_linear;
 use crate::store::{TensorStore, TorchWeights, load_param};
 
+/// Tokens per chunk of a forgetting cell's fused inference (see
+/// [`AarenCell::forward_fused`]).
+const DECAY_CHUNK: usize = 1024;
+
 /// Configuration of [`AarenCell`].
 #[derive(Config, Debug)]
 pub struct AarenCellConfig {
@@ -25,13 +29,30 @@ pub struct AarenCellConfig {
     pub embed_dim: usize,
     /// Number of heads H; must divide E.
     pub num_heads: usize,
+    /// A learned forgetting rate per head (beyond the paper): token i's score at step t
+    /// is s_i − λ_h·(t − i), so old tokens fade with a time constant of 1/λ_h tokens
+    /// while the state keeps its fixed size. Default: false (the paper's Aaren, which
+    /// weighs every past token by its score alone).
+    #[config(default = false)]
+    pub forgetting: bool,
+}
+
+/// The initial forgetting rates: time constants of 50, 200, 800, 3200, … tokens, head
+/// by head (a geometric spread, as multi-scale retention uses), so that some heads
+/// follow the recent past and others average over a long one.
+fn initial_log_decay(heads: usize) -> Vec<f32> {
+    (0..heads)
+        .map(|h| -(50.0f64 * 4f64.powi(h as i32)).ln() as f32)
+        .collect()
 }
 
 /// The Aaren cell. Parameters (PyTorch-style names): `query` `[E]`, `in_proj_weight`
 /// `[3E, E]` (W_q, W_k, W_v stacked by rows), `in_proj_bias` `[3E]`.
 ///
+/// With forgetting, also `log_decay` `[H]`: λ_h = exp(log_decay_h).
+///
 /// Initialisation: `query` ~ N(0, 1), `in_proj_weight` Xavier-uniform (as
-/// `nn.MultiheadAttention`), `in_proj_bias` zeros.
+/// `nn.MultiheadAttention`), `in_proj_bias` zeros, `log_decay` −ln(50·4^h).
 #[derive(Module, Debug)]
 pub struct AarenCell {
     /// The learned, input-independent query, `[E]`.
@@ -40,6 +61,8 @@ pub struct AarenCell {
     pub in_proj_weight: Param<Tensor<2>>,
     /// `[3E]`.
     pub in_proj_bias: Param<Tensor<1>>,
+    /// Log forgetting rates `[H]`, if the cell forgets.
+    pub log_decay: Option<Param<Tensor<1>>>,
     embed_dim: usize,
     num_heads: usize,
 }
@@ -87,6 +110,12 @@ impl AarenCellConfig {
                 device,
             ),
             in_proj_bias: Initializer::Zeros.init([3 * e], device),
+            log_decay: self.forgetting.then(|| {
+                Param::from_tensor(Tensor::from_data(
+                    TensorData::new(initial_log_decay(self.num_heads), [self.num_heads]),
+                    device,
+                ))
+            }),
             embed_dim: e,
             num_heads: self.num_heads,
         })
@@ -113,6 +142,54 @@ impl AarenCell {
     pub fn empty_state(&self, batch: usize) -> AarenState {
         let device = self.query.val().device();
         AarenState::empty(batch, self.num_heads, self.d_head(), &device)
+    }
+
+    /// The forgetting rates λ_h `[H]`, if the cell forgets.
+    pub fn decay_rates(&self) -> Option<Tensor<1>> {
+        self.log_decay.as_ref().map(|p| p.val().exp())
+    }
+
+    /// Scores of a chunk of L tokens with the forgetting applied: s_th + λ_h·t. Token
+    /// i's decayed score at step t, s_ih − λ_h(t − i), differs from this by −λ_h·t, the
+    /// same for every i ≤ t, which the softmax at step t ignores; so the plain
+    /// recurrence (or scan) over these scores gives the decayed outputs. Position 0 is
+    /// the chunk's first token, which keeps the added term below λ_h·L.
+    fn decayed_scores(&self, s: Tensor<3>) -> Tensor<3> {
+        match self.decay_rates() {
+            None => s,
+            Some(rates) => {
+                let [_, h, l] = s.dims();
+                let positions = Tensor::<1, Int>::arange(0..l as i64, &s.device())
+                    .float()
+                    .reshape([1, 1, l]);
+                s + rates.reshape([1, h, 1]) * positions
+            }
+        }
+    }
+
+    /// A state carried into a chunk, moved to the chunk's frame of reference: its
+    /// tokens are one step older than the chunk's first (m − λ).
+    fn age_into_chunk(&self, state: AarenState) -> AarenState {
+        self.shift_state(state, 1.0)
+    }
+
+    /// The state after a chunk of `len` tokens, moved from the chunk's frame of
+    /// reference (position 0) to its last token's (m − λ·(len − 1)).
+    fn age_out_of_chunk(&self, state: AarenState, len: usize) -> AarenState {
+        self.shift_state(state, len as f64 - 1.0)
+    }
+
+    fn shift_state(&self, state: AarenState, steps: f64) -> AarenState {
+        match self.decay_rates() {
+            None => state,
+            Some(rates) => {
+                let h = self.num_heads;
+                AarenState {
+                    m: state.m - rates.reshape([1, h]) * steps,
+                    ..state
+                }
+            }
+        }
     }
 
     fn block(&self, i: usize) -> (Tensor<2>, Tensor<1>) {
@@ -185,7 +262,9 @@ impl AarenCell {
         mask: Option<&Tensor<1, Bool>>,
     ) -> Result<(AarenState, Tensor<3>)> {
         let (s, v) = self.scores_values(x.unsqueeze_dim(1))?;
-        let state = state.step(s.squeeze_dim(2), v.squeeze_dim(2), mask)?;
+        let state = self
+            .age_into_chunk(state)
+            .step(s.squeeze_dim(2), v.squeeze_dim(2), mask)?;
         let out = state.output();
         Ok((state, out))
     }
@@ -224,7 +303,7 @@ impl AarenCell {
         } else {
             Tensor::cat(outputs, 2)
         };
-        Ok((out, state))
+        Ok((out, self.age_out_of_chunk(state, l)))
     }
 
     /// Every prefix output by the parallel prefix scan (⌈log₂ L⌉ steps).
@@ -248,12 +327,16 @@ impl AarenCell {
         if l == 0 || b == 0 {
             // Nothing to scan (and Burn cannot expand a state to an empty batch).
             let [_, h, d] = state.dims();
+            let state = self.age_out_of_chunk(state, l);
             return Ok((Tensor::zeros([b, h, l, d], &s.device()), state));
         }
         let mut prefixes = inclusive_scan(ScanElements::leaves(s, v, mask)?);
         prefixes = state.broadcast(l).combine(prefixes);
         let out = prefixes.outputs();
-        Ok((out, AarenState::from_elements(prefixes)))
+        Ok((
+            out,
+            self.age_out_of_chunk(AarenState::from_elements(prefixes), l),
+        ))
     }
 
     /// Every prefix output by the fused CPU kernels (see
@@ -288,18 +371,24 @@ impl AarenCell {
             || self.query.val().is_tracked()
             || self.in_proj_weight.val().is_tracked();
         if training {
-            let state_tracked = state
-                .as_ref()
-                .is_some_and(|s| s.m.is_tracked() || s.c.is_tracked() || s.a.is_tracked());
+            // A given state moved by a tracked forgetting rate carries gradients too.
+            let state_tracked = state.as_ref().is_some_and(|s| {
+                s.m.is_tracked() || s.c.is_tracked() || s.a.is_tracked() || self.log_decay.is_some()
+            });
             if state_tracked || x.dtype() != burn::tensor::DType::F32 {
                 return self.forward_parallel(x, mask, state);
             }
         }
         let [b, l, _] = x.dims();
+        if !training && self.log_decay.is_some() && l > DECAY_CHUNK {
+            // The added λ·t grows with t: chunks keep it small next to the scores.
+            return self.forward_fused_chunked(x, mask, state);
+        }
         let (s, v, state) = self.start_folded(x, mask, state)?;
         if !training {
             // The values stay in the projection's layout: no transpose copy first.
-            return super::fused::scan_fused_token_major(s, v, mask, state);
+            let (out, state) = super::fused::scan_fused_token_major(s, v, mask, state)?;
+            return Ok((out, self.age_out_of_chunk(state, l)));
         }
         let h = self.num_heads;
         let s = match mask {
@@ -310,7 +399,29 @@ impl AarenCell {
             None => s,
         };
         let (out, state) = super::scan_operation::aaren_scan(s, v, state);
-        Ok((out.swap_dims(1, 2), state))
+        Ok((out.swap_dims(1, 2), self.age_out_of_chunk(state, l)))
+    }
+
+    /// [`forward_fused`](Self::forward_fused) at inference over chunks of
+    /// [`DECAY_CHUNK`] tokens, the state carried from one to the next.
+    fn forward_fused_chunked(
+        &self,
+        x: Tensor<3>,
+        mask: Option<&Tensor<2, Bool>>,
+        mut state: Option<AarenState>,
+    ) -> Result<(Tensor<4>, AarenState)> {
+        let [b, l, _] = x.dims();
+        let mut outputs = Vec::with_capacity(l.div_ceil(DECAY_CHUNK));
+        for start in (0..l).step_by(DECAY_CHUNK) {
+            let len = DECAY_CHUNK.min(l - start);
+            let chunk_mask = mask.map(|m| m.clone().narrow(1, start, len));
+            let (out, next) =
+                self.forward_fused(x.clone().narrow(1, start, len), chunk_mask.as_ref(), state)?;
+            outputs.push(out);
+            state = Some(next);
+        }
+        let state = state.unwrap_or_else(|| self.empty_state(b));
+        Ok((Tensor::cat(outputs, 2), state))
     }
 
     /// Scores by the folded query `[B, H, L]`, values `[B, L, H, d]` and the checked
@@ -338,8 +449,8 @@ impl AarenCell {
         let scale = 1.0 / (d as f64).sqrt();
         let s = (torch_linear(x.clone(), u, Some(c)) * scale).swap_dims(1, 2);
         let v = torch_linear(x, wv, Some(bv)).reshape([b, l, h, d]);
-        let state = self.check_start(b, l, mask, state)?;
-        Ok((s, v, state))
+        let state = self.start_state(b, l, mask, state)?;
+        Ok((self.decayed_scores(s), v, state))
     }
 
     /// The many-to-one output o_N in one shot (no recurrence, no scan):
@@ -354,7 +465,7 @@ impl AarenCell {
     /// [`AttnError::Config`] if the sequence is empty (L = 0).
     pub fn forward_last(&self, x: Tensor<3>, mask: Option<&Tensor<2, Bool>>) -> Result<Tensor<3>> {
         let (s, v) = self.scores_values(x)?;
-        last_output(s, v, mask)
+        last_output(self.decayed_scores(s), v, mask)
     }
 
     /// Scores, values `[B, H, L, d]` and the starting state of a sequence, every shape
@@ -378,8 +489,26 @@ impl AarenCell {
     ) -> Result<(Tensor<3>, Tensor<4>, AarenState)> {
         let [b, l, _] = x.dims();
         let (s, v) = self.scores_values_token_major(x)?;
+        let state = self.start_state(b, l, mask, state)?;
+        Ok((self.decayed_scores(s), v, state))
+    }
+
+    /// The checked starting state, moved into the chunk's frame of reference when one
+    /// was given (the empty prefix needs no move, and stays free of gradients).
+    fn start_state(
+        &self,
+        b: usize,
+        l: usize,
+        mask: Option<&Tensor<2, Bool>>,
+        state: Option<AarenState>,
+    ) -> Result<AarenState> {
+        let given = state.is_some();
         let state = self.check_start(b, l, mask, state)?;
-        Ok((s, v, state))
+        Ok(if given {
+            self.age_into_chunk(state)
+        } else {
+            state
+        })
     }
 
     /// The mask's shape checked against `[B, L]`; the starting state (the empty prefix
@@ -420,6 +549,20 @@ impl TorchWeights for AarenCell {
                 &format!("{prefix}in_proj_weight"),
             )?,
             in_proj_bias: load_param(self.in_proj_bias, store, &format!("{prefix}in_proj_bias"))?,
+            log_decay: match self.log_decay {
+                Some(p) => Some(load_param(p, store, &format!("{prefix}log_decay"))?),
+                None => {
+                    let name = format!("{prefix}log_decay");
+                    if store.get(&name).is_some() {
+                        return Err(AttnError::Value {
+                            what: format!("{}: weight `{name}`", store.source()),
+                            why: "forgetting rates, but the cell was configured without forgetting"
+                                .into(),
+                        });
+                    }
+                    None
+                }
+            },
             ..self
         })
     }
@@ -428,5 +571,8 @@ impl TorchWeights for AarenCell {
         store.insert_tensor(format!("{prefix}query"), self.query.val());
         store.insert_tensor(format!("{prefix}in_proj_weight"), self.in_proj_weight.val());
         store.insert_tensor(format!("{prefix}in_proj_bias"), self.in_proj_bias.val());
+        if let Some(p) = &self.log_decay {
+            store.insert_tensor(format!("{prefix}log_decay"), p.val());
+        }
     }
 }

@@ -24,6 +24,8 @@ pub struct FoldedAaren<T> {
     value_bias: Vec<T>,
     out_weight: Vec<T>,
     out_bias: Vec<T>,
+    /// Forgetting rates λ_h (empty for the paper's Aaren).
+    decay: Vec<T>,
 }
 
 fn values<T: Real>(what: &str, t: burn::Tensor<1>) -> Result<Vec<T>> {
@@ -66,9 +68,14 @@ impl<T: Real> FoldedAaren<T> {
             Some(b) => values("out_proj.bias", b.val())?,
             None => vec![T::ZERO; e],
         };
+        let decay = match cell.decay_rates() {
+            Some(rates) => values("log_decay", rates)?,
+            None => Vec::new(),
+        };
         Ok(Self {
             embed: e,
             heads: h,
+            decay,
             key_query,
             score_bias,
             value_weight: w_in[2 * e * e..].to_vec(),
@@ -131,6 +138,10 @@ impl<T: Real> TokenStream<T> {
     /// [`AttnError::Kernel`] if `x` does not hold E numbers.
     pub fn push(&mut self, x: &[T], masked: bool) -> Result<&[T]> {
         let (e, h) = (self.folded.embed, self.folded.heads);
+        // Forgetting: every earlier token is one step older, m − λ (m = −∞ stays −∞).
+        for (st, rate) in self.state.chunks_mut(e / h + 2).zip(&self.folded.decay) {
+            st[0] -= *rate;
+        }
         let mut stream = AarenStream::resume(h, e / h, &mut self.state)?;
         step_layer(
             &self.folded.weights(),

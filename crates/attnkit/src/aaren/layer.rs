@@ -57,6 +57,10 @@ pub struct AarenConfig {
     /// How the prefix outputs are computed. Default: fused.
     #[config(default = "AarenMode::Fused")]
     pub mode: AarenMode,
+    /// A learned forgetting rate per head (beyond the paper; see
+    /// [`AarenCellConfig::forgetting`]). Default: false.
+    #[config(default = false)]
+    pub forgetting: bool,
 }
 
 /// The Aaren layer. Parameters: `query` `[E]`, `in_proj_weight` `[3E, E]`,
@@ -79,7 +83,9 @@ impl AarenConfig {
     /// As [`AarenCellConfig::init`](super::AarenCellConfig::init): heads that do not divide
     /// E, or weights over 2^31 elements.
     pub fn init(&self, device: &Device) -> Result<Aaren> {
-        let cell = AarenCellConfig::new(self.embed_dim, self.num_heads).init(device)?;
+        let cell = AarenCellConfig::new(self.embed_dim, self.num_heads)
+            .with_forgetting(self.forgetting)
+            .init(device)?;
         Ok(Aaren {
             cell,
             out_proj: TorchLinearConfig::new(self.embed_dim, self.embed_dim).init(device),

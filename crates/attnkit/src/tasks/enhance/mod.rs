@@ -108,6 +108,11 @@ pub struct EnhanceConfig {
     /// spectrum also weighs the quiet bins, which PESQ hears. Default: 0 (SI-SDR only).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub spectral_weight: f64,
+    /// Aaren only, beyond the paper: a learned forgetting rate per head, so that old
+    /// frames fade (time constants 0.5, 2, 8 and 32 s at the start, learned from there)
+    /// while the state keeps its fixed size. Default: false (the paper's Aaren).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forgetting: bool,
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -130,6 +135,7 @@ impl Default for EnhanceConfig {
             seed: 0,
             init: None,
             spectral_weight: 0.0,
+            forgetting: false,
         }
     }
 }
@@ -152,6 +158,12 @@ impl EnhanceConfig {
             return Err(AttnError::Config(format!(
                 "heads must divide the width, got {} heads for width {}",
                 self.heads, self.width
+            )));
+        }
+        if self.forgetting && self.model != TemporalModel::Aaren {
+            return Err(AttnError::Config(format!(
+                "forgetting is a variant of Aaren, but the model is `{}`",
+                self.model.name()
             )));
         }
         if !(self.spectral_weight.is_finite() && self.spectral_weight >= 0.0) {

@@ -44,6 +44,7 @@ impl Enhancer {
                         .with_ff_dim(config.ff_dim)
                         .with_dropout(0.0)
                         .with_num_layers(config.layers)
+                        .with_forgetting(config.forgetting)
                         .init(device)?,
                 );
             }

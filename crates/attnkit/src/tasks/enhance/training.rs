@@ -273,7 +273,7 @@ impl EnhanceTraining {
         let model = match &config.init {
             None => crate::train::init_seeded(&device, config.seed, |d| Enhancer::new(&config, d))?,
             Some(path) => {
-                let store = crate::store::TensorStore::load(Path::new(path))?;
+                let mut store = crate::store::TensorStore::load(Path::new(path))?;
                 let (model, init) = Enhancer::from_store(&store, &device.clone().inner())?;
                 let same = EnhanceConfig {
                     init: None,
@@ -303,7 +303,25 @@ impl EnhanceTraining {
                         same.ff_dim
                     )));
                 }
-                model.train()
+                if config.forgetting && !init.forgetting {
+                    // The earlier weights, with this run's initial forgetting rates.
+                    let inner = device.clone().inner();
+                    let fresh = Enhancer::new(&config, &inner)?;
+                    let fresh_store = fresh.to_store(&config);
+                    for name in fresh_store.names() {
+                        if let (None, Some(t)) = (store.get(name), fresh_store.get(name)) {
+                            store.insert(name, t.shape.clone(), t.data.clone())?;
+                        }
+                    }
+                    use crate::store::TorchWeights;
+                    fresh.load_weights(&store, "")?.train()
+                } else if init.forgetting != config.forgetting {
+                    return Err(AttnError::Config(format!(
+                        "{path}: a network with learned forgetting rates; this run has none                          (add --forgetting)"
+                    )));
+                } else {
+                    model.train()
+                }
             }
         };
         let optimizer = config.optimizer.init()?;
